@@ -1,0 +1,211 @@
+"""``from_pretrained`` / ``save_pretrained`` and weight initialisation shared by every HunYuan model class."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..config import BaseConfig
+from ..loading import (CheckpointError, CheckpointFormat, checkpoint_dtype, iter_tensors, save_tensors,
+                       weight_files)
+from .attention import resolve_implementation
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
+
+
+def resolve_dtype(dtype: Any) -> torch.dtype | str | None:
+    if dtype is None or isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    if isinstance(dtype, str) and dtype.replace("torch.", "") in _DTYPES:
+        return _DTYPES[dtype.replace("torch.", "")]
+    raise ValueError(f"dtype={dtype!r} is not supported: expected 'auto', a torch dtype or one of {sorted(_DTYPES)}")
+
+
+def resolve_device(device: Any) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, dict):  # a device_map of {"": device}
+        device = device.get("", "cpu")
+    if isinstance(device, int):
+        device = f"cuda:{device}"
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a valid torch device (use 'auto', 'cpu', 'cuda', 'cuda:N')") \
+            from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device} was requested but CUDA is not available on this machine")
+    return device
+
+
+class HunYuanPreTrainedModel(nn.Module):
+    config_class: ClassVar[type[BaseConfig]]
+    checkpoint_format: ClassVar[CheckpointFormat | None] = None
+    # output-embedding key -> input-embedding key, tied when config.tie_word_embeddings
+    tied_weights: ClassVar[dict[str, str]] = {}
+    # checkpoint keys (in-memory spelling) that this class deliberately does not load
+    ignored_on_load: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: BaseConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    # -- construction ------------------------------------------------------------------------------------------------
+    def post_init(self) -> None:
+        """Initialise weights (skipped on the meta device) and tie embeddings."""
+        if next(self.parameters()).device.type != "meta":
+            self.apply(self._init_weights)
+        self.tie_weights()
+
+    @property
+    def _init_std(self) -> float:
+        text = getattr(self.config, "text_config", self.config)
+        return getattr(text, "initializer_range", 0.02)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self._init_std
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            module.weight.normal_(0.0, std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif hasattr(module, "variance_epsilon"):  # RMSNorm
+            module.weight.fill_(1.0)
+        for name in ("image_newline", "image_begin", "image_end", "image_sep"):
+            if isinstance(getattr(module, name, None), nn.Parameter):
+                getattr(module, name).normal_(0.0, module.mlp.out_features**-0.5)
+
+    def _ties_enabled(self) -> bool:
+        return bool(getattr(self.config, "tie_word_embeddings", False))
+
+    def tie_weights(self) -> None:
+        if not self._ties_enabled():
+            return
+        for out_key, in_key in self.tied_weights.items():
+            out_mod, _, out_name = out_key.rpartition(".")
+            setattr(self.get_submodule(out_mod), out_name, self.get_parameter(in_key))
+
+    def set_attn_implementation(self, implementation: str | None) -> None:
+        implementation = resolve_implementation(implementation)
+        for config in (self.config, getattr(self.config, "text_config", None),
+                       getattr(self.config, "vision_config", None)):
+            if config is not None:
+                config._attn_implementation = implementation
+
+    def reset_buffers(self, device: torch.device) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_buffers"):
+                module.reset_buffers(device)
+
+    # -- introspection -----------------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(p for p in self.parameters() if p.is_floating_point()).dtype
+
+    def num_parameters(self) -> int:
+        """Number of distinct parameters (a tied embedding counts once)."""
+        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+
+    # -- loading -----------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, config: BaseConfig | None = None,
+                        dtype: Any = "auto", torch_dtype: Any = None, device: Any = None, device_map: Any = None,
+                        attn_implementation: str | None = None, subfolder: str = "", strict: bool = True,
+                        revision: str | None = None, cache_dir: str | None = None, local_files_only: bool = False,
+                        token: str | bool | None = None, **config_overrides: Any):
+        """Load a checkpoint from a local directory or a hub repo id (e.g. ``tencent/HunyuanOCR``; the 1.0
+        checkpoint lives in ``subfolder="v1.0"``). Reads single-file or sharded safetensors with either the on-disk
+        Tencent key names or the in-memory names. ``strict=False`` allows partial loads (missing weights are
+        randomly initialised). The model is built on the meta device and weights are assigned one by one.
+        """
+        path = str(pretrained_model_name_or_path)
+        hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise FileNotFoundError(f"{path} is a file; pass the checkpoint directory that holds config.json")
+        if config is None:
+            config = cls.config_class.from_pretrained(path, subfolder=subfolder, **hub)
+        for key, value in config_overrides.items():
+            setattr(config, key, value)
+        files = weight_files(path, subfolder=subfolder, **hub)
+        dtype = resolve_dtype(torch_dtype if torch_dtype is not None else dtype)
+        if dtype in (None, "auto"):
+            dtype = checkpoint_dtype(files) or torch.float32
+        device = resolve_device(device if device is not None else device_map)
+
+        with torch.device("meta"):
+            model = cls(config)
+        model.set_attn_implementation(attn_implementation)
+        model._load_weights(files, dtype, device, strict=strict, source=path)
+        model.reset_buffers(device)
+        return model.eval()
+
+    def _load_weights(self, files: list[str], dtype: torch.dtype, device: torch.device, *, strict: bool,
+                      source: str) -> None:
+        expected = dict(self.named_parameters())  # tied output embeddings are not listed (same Parameter)
+        ignored = set(self.ignored_on_load) | (set(self.tied_weights) if self._ties_enabled() else set())
+        loaded, unexpected, mismatched = set(), [], []
+        fmt = self.checkpoint_format
+        for disk_name, tensor in iter_tensors(files, device="cpu" if device.type == "meta" else str(device)):
+            name = fmt.to_memory(disk_name) if fmt else disk_name
+            if name in ignored:
+                continue
+            if name not in expected:
+                unexpected.append(disk_name)
+                continue
+            if tuple(tensor.shape) != tuple(expected[name].shape):
+                mismatched.append(f"{disk_name}: checkpoint {tuple(tensor.shape)} vs model "
+                                  f"{tuple(expected[name].shape)}")
+                continue
+            if tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            self._assign(name, tensor.to(device))
+            loaded.add(name)
+        missing = sorted(set(expected) - loaded)
+        if mismatched:
+            raise CheckpointError(f"checkpoint {source} has tensors of the wrong shape for {type(self).__name__} "
+                                  f"(config and weights disagree): {'; '.join(mismatched[:10])}")
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:8])})")
+            if unexpected:
+                parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(sorted(unexpected)[:8])})")
+            raise CheckpointError(f"checkpoint {source} does not match {type(self).__name__}: {'; '.join(parts)}. "
+                                  "Pass strict=False to load it partially.")
+        for name in missing:  # partial load: materialise and initialise what the checkpoint lacks
+            param = expected[name]
+            self._assign(name, torch.empty(param.shape, dtype=dtype, device=device))
+            self._init_weights(self.get_submodule(name.rpartition(".")[0]))
+        self.tie_weights()
+
+    def _assign(self, name: str, tensor: torch.Tensor) -> None:
+        module_name, _, param_name = name.rpartition(".")
+        module = self.get_submodule(module_name)
+        module._parameters[param_name] = nn.Parameter(tensor, requires_grad=tensor.is_floating_point())
+
+    # -- saving ------------------------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, *, max_shard_size: int | str = "5GB") -> None:
+        """Write ``config.json`` and safetensors weights with the on-disk (Tencent) key names."""
+        save_directory = str(save_directory)
+        self.config.save_pretrained(save_directory)
+        skip = set(self.tied_weights) if self._ties_enabled() else set()
+        fmt = self.checkpoint_format
+        tensors = {(fmt.to_disk(name) if fmt else name): p for name, p in self.state_dict().items()
+                   if name not in skip}
+        save_tensors(tensors, save_directory, max_shard_size)
+

@@ -1,0 +1,27 @@
+import os
+import sys
+
+# tests never reach for the hub
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from reference import VARIANTS, build_reference  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def reference_checkpoints(tmp_path_factory):
+    """{variant: (reference model, directory it was saved to with transformers' save_pretrained)}."""
+    out = {}
+    for name, config in VARIANTS.items():
+        model = build_reference(config)
+        path = tmp_path_factory.mktemp(name)
+        model.save_pretrained(path)
+        out[name] = (model, str(path))
+    return out
