@@ -15,6 +15,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -111,7 +112,7 @@ def resolve_file(path_or_repo_id: str | os.PathLike, filename: str, *, subfolder
         raise FileNotFoundError(
             f"{path!r} is neither an existing local directory nor a hub repo id of the form 'owner/name'")
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     kwargs = dict(subfolder=subfolder or None, revision=revision, cache_dir=cache_dir, token=token)
     try:
@@ -120,19 +121,16 @@ def resolve_file(path_or_repo_id: str | os.PathLike, filename: str, *, subfolder
         pass
     try:
         return hf_hub_download(path, filename, local_files_only=local_files_only, **kwargs)
-    except EntryNotFoundError:
+    except LocalEntryNotFoundError as err:  # offline (HF_HUB_OFFLINE, local_files_only, no connection)
+        if optional:
+            return None
+        raise OSError(_offline_hint(path, subfolder)) from err
+    except EntryNotFoundError:  # the repo answered: no such file
         if optional:
             return None
         raise FileNotFoundError(f"{filename} not found in hub repo {path!r}") from None
     except Exception as err:
-        if optional and not _is_offline_error(err):
-            return None
         raise OSError(_offline_hint(path, subfolder)) from err
-
-
-def _is_offline_error(err: Exception) -> bool:
-    text = f"{type(err).__name__} {err}".lower()
-    return any(word in text for word in ("offline", "connection", "resolve", "timeout", "localentrynotfound"))
 
 
 def weight_files(path_or_repo_id: str | os.PathLike, *, subfolder: str = "", **hub_kwargs) -> list[str]:
@@ -145,6 +143,8 @@ def weight_files(path_or_repo_id: str | os.PathLike, *, subfolder: str = "", **h
             raise CheckpointError(f"{index} has no 'weight_map'")
         return [resolve_file(path_or_repo_id, shard, subfolder=subfolder, **hub_kwargs)
                 for shard in sorted(set(weight_map.values()))]
+    if not os.path.isdir(str(path_or_repo_id)):  # a hub repo: the required file's own error says what is wrong
+        return [resolve_file(path_or_repo_id, WEIGHTS_NAME, subfolder=subfolder, **hub_kwargs)]
     single = resolve_file(path_or_repo_id, WEIGHTS_NAME, subfolder=subfolder, optional=True, **hub_kwargs)
     if single is not None:
         return [single]
@@ -159,29 +159,40 @@ def weight_files(path_or_repo_id: str | os.PathLike, *, subfolder: str = "", **h
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _open_safetensors(path: str, device: str = "cpu"):
+    """``safe_open`` whose failures (truncated file, corrupt header) become a CheckpointError naming the file."""
+    try:
+        fh = safe_open(path, framework="pt", device=device)
+    except Exception as err:  # safetensors raises its own error type
+        raise CheckpointError(f"cannot read safetensors file {path}: {err}") from None
+    with fh:
+        try:
+            yield fh
+        except CheckpointError:
+            raise
+        except Exception as err:
+            raise CheckpointError(f"cannot read safetensors file {path}: {err}") from None
+
+
 def iter_tensors(files: list[str], device: str = "cpu") -> Iterator[tuple[str, torch.Tensor]]:
     for path in files:
-        try:
-            with safe_open(path, framework="pt", device=device) as fh:
-                for key in fh.keys():
-                    yield key, fh.get_tensor(key)
-        except (OSError, RuntimeError) as err:
-            if isinstance(err, CheckpointError):
-                raise
-            raise CheckpointError(f"cannot read safetensors file {path}: {err}") from None
-        except Exception as err:  # safetensors raises its own error type for corrupt headers
-            raise CheckpointError(f"cannot read safetensors file {path}: {err}") from None
+        with _open_safetensors(path, device) as fh:
+            for key in fh.keys():
+                yield key, fh.get_tensor(key)
+
+
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
 
 
 def checkpoint_dtype(files: list[str]) -> torch.dtype | None:
     """dtype of the first floating-point tensor in the checkpoint (for ``dtype="auto"``)."""
     for path in files:
-        with safe_open(path, framework="pt") as fh:
+        with _open_safetensors(path) as fh:
             for key in fh.keys():
-                dtype = fh.get_slice(key).get_dtype()
-                mapping = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
-                if dtype in mapping:
-                    return mapping[dtype]
+                dtype = _SAFETENSORS_DTYPES.get(fh.get_slice(key).get_dtype())
+                if dtype is not None:
+                    return dtype
     return None
 
 

@@ -31,7 +31,8 @@ class VisionEmbeddings(nn.Module):
         grid = self.position_embedding.weight[1:].reshape(1, self.edge, self.edge, -1).permute(0, 3, 1, 2).float()
         if self.config.pos_embed_resize == "original":
             # the formula the model was trained with: output size floor(E * (g + 0.1) / E) = g, but the sampling
-            # coordinates follow the +0.1 scale (HunYuan's code, vLLM, llama.cpp); spec 13.1
+            # coordinates follow the +0.1 scale (HunYuan's code, vLLM, llama.cpp); spec 13.1. A side whose size
+            # equals E is copied unchanged: that is what F.interpolate does, so the original code does it too.
             scale = ((gh + 0.1) / self.edge, (gw + 0.1) / self.edge)
             grid = F.interpolate(grid, scale_factor=scale, mode=self.config.interpolate_mode, align_corners=False)
         else:  # "transformers": transformers 5.23 resizes to the exact size
