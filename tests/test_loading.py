@@ -136,8 +136,11 @@ def test_missing_key_is_a_clear_error_and_strict_false_loads(reference_checkpoin
     with pytest.raises(CheckpointError, match=r"1 missing keys .*patch_merger\.image_end.*strict=False"):
         HunYuanVLForConditionalGeneration.from_pretrained(broken)
     model = HunYuanVLForConditionalGeneration.from_pretrained(broken, strict=False)
-    assert model.model.vision_tower.patch_merger.image_end.device.type == "cpu"
-    assert torch.isfinite(logits(model)).all()
+    merger = model.model.vision_tower.patch_merger
+    assert merger.image_end.device.type == "cpu" and torch.isfinite(logits(model)).all()
+    with safe_open(os.path.join(path, "model.safetensors"), framework="pt") as fh:
+        for name in ("image_begin", "image_newline", "image_sep"):  # loaded siblings are left untouched
+            assert torch.equal(getattr(merger, name), fh.get_tensor(f"vit.perceive.{name}"))
 
 
 def test_unexpected_key_and_wrong_shape_are_clear_errors(reference_checkpoints, tmp_path):

@@ -12,6 +12,8 @@ from ..config import BaseConfig
 from ..loading import (CheckpointError, CheckpointFormat, checkpoint_dtype, iter_tensors, save_tensors,
                        weight_files)
 from .attention import resolve_implementation
+from .layers import RMSNorm
+from .vision import PatchMerger
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
            "float16": torch.float16, "fp16": torch.float16, "half": torch.float16}
@@ -68,23 +70,23 @@ class HunYuanPreTrainedModel(nn.Module):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        std = self._init_std
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            module.weight.normal_(0.0, std)
-            if module.bias is not None:
-                module.bias.zero_()
-        elif isinstance(module, nn.Embedding):
-            module.weight.normal_(0.0, std)
-            if module.padding_idx is not None:
-                module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            module.weight.fill_(1.0)
-            module.bias.zero_()
-        elif hasattr(module, "variance_epsilon"):  # RMSNorm
-            module.weight.fill_(1.0)
-        for name in ("image_newline", "image_begin", "image_end", "image_sep"):
-            if isinstance(getattr(module, name, None), nn.Parameter):
-                getattr(module, name).normal_(0.0, module.mlp.out_features**-0.5)
+        for name, _ in module.named_parameters(recurse=False):
+            self._init_parameter(module, name)
+
+    @torch.no_grad()
+    def _init_parameter(self, module: nn.Module, name: str) -> None:
+        """Initialise one parameter in place (also used for the weights a partial load lacks)."""
+        param = getattr(module, name)
+        if isinstance(module, (nn.LayerNorm, RMSNorm)) and name == "weight":
+            param.fill_(1.0)
+        elif name == "bias":
+            param.zero_()
+        elif name in PatchMerger.learned_vectors:
+            param.normal_(0.0, module.mlp.out_features**-0.5)
+        else:
+            param.normal_(0.0, self._init_std)
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                param[module.padding_idx].zero_()
 
     def _ties_enabled(self) -> bool:
         return bool(getattr(self.config, "tie_word_embeddings", False))
@@ -187,10 +189,10 @@ class HunYuanPreTrainedModel(nn.Module):
                 parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(sorted(unexpected)[:8])})")
             raise CheckpointError(f"checkpoint {source} does not match {type(self).__name__}: {'; '.join(parts)}. "
                                   "Pass strict=False to load it partially.")
-        for name in missing:  # partial load: materialise and initialise what the checkpoint lacks
-            param = expected[name]
-            self._assign(name, torch.empty(param.shape, dtype=dtype, device=device))
-            self._init_weights(self.get_submodule(name.rpartition(".")[0]))
+        for name in missing:  # partial load: materialise and initialise only what the checkpoint lacks
+            self._assign(name, torch.empty(expected[name].shape, dtype=dtype, device=device))
+            module_name, _, param_name = name.rpartition(".")
+            self._init_parameter(self.get_submodule(module_name), param_name)
         self.tie_weights()
 
     def _assign(self, name: str, tensor: torch.Tensor) -> None:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import HunYuanVLConfig, HunYuanVLTextConfig, HunYuanVLVisionConfig
+from ..config import HunYuanVLConfig
 from ..loading import HUNYUAN_VL_FORMAT, CheckpointFormat
 from .base import HunYuanPreTrainedModel
 from .outputs import BaseModelOutputWithPooling, CausalLMOutputWithPast, HunYuanVLModelOutputWithPast
@@ -22,10 +22,7 @@ IGNORE_INDEX = -100
 
 
 class HunYuanVLTextModel(HunYuanDecoder):
-    """The dense text backbone of HunYuanVL (xD-RoPE, q/k rotated in fp32)."""
-
-    def __init__(self, config: HunYuanVLTextConfig) -> None:
-        super().__init__(config)
+    """The dense text backbone of HunYuanVL (xD-RoPE, q/k rotated in fp32; both follow from HunYuanVLTextConfig)."""
 
 
 class HunYuanVLModel(HunYuanPreTrainedModel):

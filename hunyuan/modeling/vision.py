@@ -97,6 +97,8 @@ class PatchMerger(nn.Module):
     RMSNorm, 2x2 conv (Hv->2Hv), GELU, 1x1 conv (2Hv->4Hv), a learned newline column after each row, linear to
     the text width, learned begin/end tokens around it, RMSNorm. (``image_sep`` is in checkpoints, never used.)"""
 
+    learned_vectors = ("image_newline", "image_begin", "image_end", "image_sep")
+
     def __init__(self, config: HunYuanVLVisionConfig) -> None:
         super().__init__()
         hv, ht, m = config.hidden_size, config.text_hidden_size, config.spatial_merge_size
@@ -104,10 +106,11 @@ class PatchMerger(nn.Module):
         self.act = ACT_FNS[config.hidden_act]
         self.proj_out = nn.Conv2d(2 * hv, 4 * hv, kernel_size=1)
         self.mlp = nn.Linear(4 * hv, ht)
-        self.image_newline = nn.Parameter(torch.empty(4 * hv))
-        self.image_begin = nn.Parameter(torch.empty(ht))
-        self.image_end = nn.Parameter(torch.empty(ht))
-        self.image_sep = nn.Parameter(torch.empty(ht))
+        std = ht**-0.5
+        self.image_newline = nn.Parameter(torch.randn(4 * hv) * std)
+        self.image_begin = nn.Parameter(torch.randn(ht) * std)
+        self.image_end = nn.Parameter(torch.randn(ht) * std)
+        self.image_sep = nn.Parameter(torch.randn(ht) * std)
         self.before_rms = RMSNorm(hv, eps=config.rms_norm_eps)
         self.after_rms = RMSNorm(ht, eps=config.rms_norm_eps)
 
