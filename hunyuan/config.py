@@ -184,7 +184,7 @@ def normalize_rope(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def validate_rope(cls_name: str, params: dict[str, Any], head_dim: int, *, min_axes: int = 0) -> None:
+def validate_rope(cls_name: str, params: dict[str, Any], head_dim: int) -> None:
     rope_type = params.get("rope_type")
     if rope_type not in ROPE_TYPES:
         _fail(cls_name, "rope_parameters.rope_type", rope_type, f"one of {ROPE_TYPES} (or legacy 'xdrope')")
@@ -201,14 +201,10 @@ def validate_rope(cls_name: str, params: dict[str, Any], head_dim: int, *, min_a
             _fail(cls_name, "rope_parameters", params, "'alpha' (NTK-alpha) or 'factor' (dynamic NTK) for dynamic rope")
     section = params.get("mrope_section")
     if section is None:
-        if min_axes:
-            _fail(cls_name, "rope_parameters.mrope_section", None, f"a list of at least {min_axes} xD-RoPE sections")
         return
-    if not isinstance(section, (list, tuple)) or not all(_integral(v) for v in section):
-        _fail(cls_name, "rope_parameters.mrope_section", section, "a list of integers")
+    if not isinstance(section, (list, tuple)) or not section or not all(_integral(v) for v in section):
+        _fail(cls_name, "rope_parameters.mrope_section", section, "a non-empty list of integers")
     ints = [int(v) for v in section]
-    if len(ints) < max(min_axes, 1):
-        _fail(cls_name, "rope_parameters.mrope_section", ints, f"at least {max(min_axes, 1)} axes")
     if sum(ints) != head_dim // 2 or any(v < 0 for v in ints):
         _fail(cls_name, "rope_parameters.mrope_section", ints,
               f"non-negative half-head sections summing to head_dim // 2 = {head_dim // 2} (sum is {sum(ints)})")
@@ -256,7 +252,6 @@ class HunYuanTextConfigBase(BaseConfig):
 
     # the VL text model rotates q/k in fp32 (transformers upcasts there); Dense/MoE rotate in the model dtype
     rope_in_fp32: ClassVar[bool] = False
-    min_rope_axes: ClassVar[int] = 0
 
     @classmethod
     def _normalize(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +279,7 @@ class HunYuanTextConfigBase(BaseConfig):
             _fail(name, "hidden_act", self.hidden_act, f"one of {ACTIVATIONS}")
         if not _positive_number(self.rms_norm_eps):
             _fail(name, "rms_norm_eps", self.rms_norm_eps, "a positive number")
-        validate_rope(name, self.rope_parameters, self.head_dim, min_axes=self.min_rope_axes)
+        validate_rope(name, self.rope_parameters, self.head_dim)
 
     @property
     def rope_scaling(self) -> dict[str, Any]:
@@ -306,6 +301,14 @@ class HunYuanVLTextConfig(HunYuanTextConfigBase):
 
     tie_word_embeddings: bool = True
     sep_token_id: int | None = 4
+
+    def validate(self) -> None:
+        super().validate()
+        section = self.rope_parameters.get("mrope_section")
+        if section is not None and len(section) < 3:
+            # images need (width, height, image index) axes; no sections at all means plain 1-D RoPE (text only)
+            _fail(type(self).__name__, "rope_parameters.mrope_section", section,
+                  "at least 3 xD-RoPE axes ([sequence,] width, height, image index)")
 
     @property
     def mrope_section(self) -> list[int] | None:
@@ -433,9 +436,6 @@ class HunYuanVLConfig(BaseConfig):
         if self.image_token_id >= self.text_config.vocab_size:
             _fail(type(self).__name__, "image_token_id", self.image_token_id,
                   f"an id below text_config.vocab_size={self.text_config.vocab_size}")
-
-    def validate_for_images(self) -> None:
-        validate_rope("HunYuanVLTextConfig", self.text_config.rope_parameters, self.text_config.head_dim, min_axes=3)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

@@ -120,7 +120,7 @@ BAD_TEXT = [
     (dict(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4}), "rope_type='yarn'"),
     (dict(head_dim=16, rope_parameters={"rope_type": "default", "mrope_section": [2, 2, 2, 1]}), "summing to"),
     (dict(head_dim=16, rope_parameters={"rope_type": "default", "mrope_section": [2.5, 2, 2, 1.5]}),
-     "list of integers"),
+     "non-empty list of integers"),
     (dict(rope_parameters={"rope_type": "dynamic"}), "'alpha'"),
     (dict(rope_parameters={"rope_type": "dynamic", "alpha": -1}), "alpha=-1"),
     (dict(num_attention_heads=6, num_key_value_heads=4), "num_key_value_heads=4"),
@@ -141,15 +141,16 @@ def test_conflicting_xdrope_and_mrope_sections():
                                                           "xdrope_section": [4, 2, 1, 1]})
 
 
-def test_fewer_than_three_axes_rejected_for_images():
-    config = HunYuanVLConfig(text_config={"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16,
-                                          "rope_parameters": {"rope_type": "default", "mrope_section": [4, 4]}})
-    with pytest.raises(ValueError, match="at least 3"):
-        config.validate_for_images()
-    model = HunYuanVLForConditionalGeneration(HunYuanVLConfig(**{**VARIANTS["4axes-gqa-tied-ntk"], "text_config": {
-        **VARIANTS["4axes-gqa-tied-ntk"]["text_config"],
-        "rope_parameters": {"rope_type": "default", "mrope_section": [4, 4]}}}))
+def test_fewer_than_three_axes_rejected():
+    with pytest.raises(ValueError, match=r"mrope_section=\[4, 4\] is invalid: expected at least 3 xD-RoPE axes"):
+        HunYuanVLConfig(text_config={"hidden_size": 64, "num_attention_heads": 4, "head_dim": 16,
+                                     "rope_parameters": {"rope_type": "default", "mrope_section": [4, 4]}})
+    # no sections at all is plain RoPE: fine for text, a clear error once positions for images are needed
+    text_only = {**VARIANTS["4axes-gqa-tied-ntk"]["text_config"], "rope_parameters": {"rope_type": "default"}}
+    model = HunYuanVLForConditionalGeneration(HunYuanVLConfig(**{**VARIANTS["4axes-gqa-tied-ntk"],
+                                                                 "text_config": text_only}))
     ids = torch.tensor([[1, 2, 3]])
+    assert model(input_ids=ids).logits.shape == (1, 3, 256)
     with pytest.raises(ValueError, match="at least 3 multimodal RoPE axes"):
         model.model.get_rope_index(ids, torch.zeros_like(ids), torch.tensor([[1, 2, 2]]))
 
