@@ -204,17 +204,20 @@ def test_loading_holds_about_one_copy_of_the_weights(tmp_path):
     HunYuanVLForConditionalGeneration(HunYuanVLConfig(**config)).save_pretrained(tmp_path, max_shard_size="30MB")
     size = sum(os.path.getsize(tmp_path / f) for f in os.listdir(tmp_path) if f.endswith(".safetensors"))
     script = textwrap.dedent(f"""
-        import resource, torch, hunyuan
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        import torch, hunyuan
+
+        def status(field):  # kB, from the kernel: VmRSS = resident now, VmHWM = peak resident
+            return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field + ":"))
+
+        before = status("VmRSS")
         model = hunyuan.HunYuanVLForConditionalGeneration.from_pretrained({str(tmp_path)!r})
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print((after - before) / {size})
+        print((status("VmHWM") - before) * 1024 / {size})  # peak growth over the weights' size
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     ratio = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                                  check=True).stdout.strip())
     assert size > 80e6
-    assert ratio < 1.6, f"peak RSS grew by {ratio:.2f}x the checkpoint size while loading"
+    assert 0.5 < ratio < 1.6, f"peak RSS grew by {ratio:.2f}x the checkpoint size while loading"
 
 
 def test_full_size_config_flat_file_builds_on_meta(tmp_path):
