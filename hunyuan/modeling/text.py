@@ -73,10 +73,8 @@ class HunYuanDecoder(nn.Module):
     def __init__(self, config: HunYuanTextConfigBase) -> None:
         super().__init__()
         self.config = config
-        self.padding_idx = config.pad_token_id
-        self.vocab_size = config.vocab_size
-        pad = config.pad_token_id if config.pad_token_id is not None and 0 <= config.pad_token_id < config.vocab_size \
-            else None
+        pad = config.pad_token_id
+        pad = pad if pad is not None and 0 <= pad < config.vocab_size else None  # legacy configs carry pad -1
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, pad)
         self.layers = nn.ModuleList(self._make_layer(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
