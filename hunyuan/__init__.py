@@ -9,17 +9,26 @@ from .engine.kv_cache import DynamicCache
 from .loading import CheckpointError
 from .modeling import (HunYuanVLForConditionalGeneration, HunYuanVLModel, HunYuanVLTextModel,
                        HunYuanVLVisionTransformer)
+from .processing import (BatchFeature, HunYuanTokenizer, HunYuanVLImageProcessor, HunYuanVLImageProcessorPil,
+                         HunYuanVLProcessor, ImageSourceError, IncrementalDetokenizer)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchFeature",
     "CheckpointError",
     "DynamicCache",
     "HunYuanVLConfig",
+    "HunYuanTokenizer",
     "HunYuanVLForConditionalGeneration",
+    "HunYuanVLImageProcessor",
+    "HunYuanVLImageProcessorPil",
     "HunYuanVLModel",
+    "HunYuanVLProcessor",
     "HunYuanVLTextConfig",
     "HunYuanVLTextModel",
     "HunYuanVLVisionConfig",
     "HunYuanVLVisionTransformer",
+    "ImageSourceError",
+    "IncrementalDetokenizer",
 ]

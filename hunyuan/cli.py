@@ -1,6 +1,8 @@
 """``hunyuan`` command line: a thin dispatcher over library calls.
 
-    hunyuan demo [--dtype fp32|bf16]       build a small random HunYuanVL checkpoint, reload it, run a forward pass
+    hunyuan demo [--dtype fp32|bf16] [--image FILE]
+                                           build a small random HunYuanVL checkpoint, reload it, preprocess a page
+                                           image (a drawn one by default) and run a forward pass over it
     hunyuan info --model PATH_OR_ID        describe a checkpoint (architecture, sizes, parameter count)
 
 Errors a user can fix (missing directory, bad dtype, malformed config) print one line and exit with code 2.
@@ -19,6 +21,8 @@ import torch
 from .config import HunYuanVLConfig
 from .loading import CheckpointError
 from .modeling import HunYuanVLForConditionalGeneration
+from .processing import HunYuanVLImageProcessorPil, ImageSourceError
+from .processing.processor import num_image_tokens
 
 DEMO_CONFIG = dict(
     text_config=dict(vocab_size=1024, hidden_size=256, intermediate_size=896, num_hidden_layers=4,
@@ -31,6 +35,15 @@ DEMO_CONFIG = dict(
 )
 
 
+def _drawn_page():
+    from PIL import Image, ImageDraw
+    page = Image.new("RGB", (827, 1169), "white")  # A4 at 100 dpi
+    draw = ImageDraw.Draw(page)
+    for row in range(40):
+        draw.text((60, 60 + row * 26), f"Line {row + 1}: the quick brown fox jumps over the lazy dog.", fill="black")
+    return page
+
+
 def _demo(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
@@ -38,11 +51,16 @@ def _demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         model = HunYuanVLForConditionalGeneration.from_pretrained(tmp, dtype=dtype)
-    gh, gw = 32, 24  # a 512 x 384 page in 16-px patches
-    n_image = (gh // 2) * (gw // 2 + 1) + 2
+    image = args.image if args.image is not None else _drawn_page()
+    try:  # the demo tower's position table is small: cap the page at 512 x 384 pixels
+        vision = HunYuanVLImageProcessorPil(min_pixels=64 * 64, max_pixels=512 * 384)(image, return_tensors="pt")
+    except (ImageSourceError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _, gh, gw = vision["image_grid_thw"][0].tolist()
+    n_image = num_image_tokens(gh, gw)
     ids = torch.tensor([[1, 20, 21] + [6] + [5] * n_image + [7] + [30, 31, 32]])
-    inputs = dict(input_ids=ids, mm_token_type_ids=(ids == 5).int(), pixel_values=torch.randn(gh * gw, 768),
-                  image_grid_thw=torch.tensor([[1, gh, gw]]))
+    inputs = dict(input_ids=ids, mm_token_type_ids=(ids == 5).int(), **vision)
     start = time.perf_counter()
     with torch.inference_mode():
         logits = model(**inputs, logits_to_keep=1).logits
@@ -74,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="random-weight forward pass demo (no download needed)")
     demo.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    demo.add_argument("--image", help="an image file or URL to preprocess (default: a drawn page)")
     demo.set_defaults(func=_demo)
     info = sub.add_parser("info", help="describe a checkpoint")
     info.add_argument("--model", required=True, help="checkpoint directory or hub repo id")

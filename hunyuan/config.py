@@ -125,21 +125,14 @@ class BaseConfig:
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *, subfolder: str = "", **hub_kwargs: Any):
         """Read ``config.json`` from a local directory, a file path, or a hub repo id (local cache first)."""
-        from .loading import resolve_file
+        from .loading import read_json_object, resolve_file
 
         path = str(path_or_repo_id)
         if os.path.isfile(path):
             config_file = path
         else:
             config_file = resolve_file(path, CONFIG_NAME, subfolder=subfolder, **hub_kwargs)
-        try:
-            with open(config_file, encoding="utf-8") as fh:
-                config_dict = json.load(fh)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{config_file} is not valid JSON: {err}") from None
-        if not isinstance(config_dict, dict):
-            raise ValueError(f"{config_file} must hold a JSON object, got {type(config_dict).__name__}")
-        return cls.from_dict(config_dict)
+        return cls.from_dict(read_json_object(config_file))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"

@@ -133,6 +133,25 @@ def resolve_file(path_or_repo_id: str | os.PathLike, filename: str, *, subfolder
         raise OSError(_offline_hint(path, subfolder)) from err
 
 
+def read_json_object(path: str) -> dict:
+    """A JSON file holding an object; malformed files raise ``ValueError`` naming the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_optional_json(path_or_repo_id: str | os.PathLike, filename: str, *, subfolder: str = "",
+                       **hub_kwargs) -> dict:
+    """``filename`` of a checkpoint as a dict, or ``{}`` when the checkpoint has no such file."""
+    path = resolve_file(path_or_repo_id, filename, subfolder=subfolder, optional=True, **hub_kwargs)
+    return {} if path is None else read_json_object(path)
+
+
 def weight_files(path_or_repo_id: str | os.PathLike, *, subfolder: str = "", **hub_kwargs) -> list[str]:
     """Local paths of every safetensors shard of a checkpoint (sharded via the index json, or a single file)."""
     index = resolve_file(path_or_repo_id, WEIGHTS_INDEX_NAME, subfolder=subfolder, optional=True, **hub_kwargs)

@@ -25,3 +25,22 @@ def reference_checkpoints(tmp_path_factory):
         model.save_pretrained(path)
         out[name] = (model, str(path))
     return out
+
+
+@pytest.fixture(scope="session")
+def processor_dir(tmp_path_factory):
+    """A HunyuanOCR-style processor checkpoint (tokenizer with the real special ids, template, image config)."""
+    from processing_fixtures import write_processor_checkpoint
+    return write_processor_checkpoint(str(tmp_path_factory.mktemp("processor")))
+
+
+@pytest.fixture(scope="session")
+def reference_processor(processor_dir):
+    from transformers import AutoProcessor
+    return AutoProcessor.from_pretrained(processor_dir, backend="pil")
+
+
+@pytest.fixture(scope="session")
+def image_corpus(tmp_path_factory):
+    from image_corpus import make_corpus
+    return make_corpus(str(tmp_path_factory.mktemp("corpus")))
