@@ -11,7 +11,7 @@ from PIL import Image
 from transformers import AutoProcessor, AutoTokenizer
 
 from hunyuan import HunYuanTokenizer, HunYuanVLProcessor
-from processing_fixtures import (ASSISTANT, BOS, CORPUS, IMAGE, IMAGE_END, IMAGE_START, SYSTEM_END, USER,
+from processing_fixtures import (ASSISTANT, BOS, CORPUS, IMAGE, IMAGE_END, IMAGE_START, PAD, SYSTEM_END, USER,
                                  write_processor_checkpoint)
 
 WRAPPED = IMAGE_START + IMAGE + IMAGE_END
@@ -286,3 +286,12 @@ def test_batch_feature_to_moves_and_casts(processor_dir):
     out = ours(text=WRAPPED + "x", images=_image(64, 64), return_tensors="pt").to(torch.bfloat16)
     assert out.pixel_values.dtype == torch.bfloat16 and out.input_ids.dtype == torch.int64
     assert out.to("cpu") is out
+
+
+def test_special_tokens_map_names_tokens_like_reference(tmp_path):
+    directory = write_processor_checkpoint(str(tmp_path / "map"), pad_token=None)
+    with open(f"{directory}/special_tokens_map.json", "w", encoding="utf-8") as fh:
+        json.dump({"pad_token": {"content": PAD, "special": True}, "eos_token": USER}, fh, ensure_ascii=False)
+    ours, ref = HunYuanTokenizer.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
+    assert ours.pad_token_id == ref.pad_token_id == 120002
+    assert ours.eos_token == ref.eos_token == USER  # the map wins over tokenizer_config.json, as in transformers

@@ -45,9 +45,11 @@ def _content(token: Any) -> str | None:
 
 
 def read_tokenizer_config(path_or_repo_id: str | os.PathLike, *, subfolder: str = "", **hub: Any) -> dict:
-    """``tokenizer_config.json`` merged over ``special_tokens_map.json`` (both optional)."""
-    return {**read_optional_json(path_or_repo_id, SPECIAL_TOKENS_MAP_FILE, subfolder=subfolder, **hub),
-            **read_optional_json(path_or_repo_id, TOKENIZER_CONFIG_FILE, subfolder=subfolder, **hub)}
+    """``tokenizer_config.json`` with the tokens named in ``special_tokens_map.json`` (both optional)."""
+    config = read_optional_json(path_or_repo_id, TOKENIZER_CONFIG_FILE, subfolder=subfolder, **hub)
+    special_map = read_optional_json(path_or_repo_id, SPECIAL_TOKENS_MAP_FILE, subfolder=subfolder, **hub)
+    config.update({k: v for k, v in special_map.items() if v is not None})  # the map wins, as in transformers
+    return config
 
 
 class HunYuanTokenizer:
