@@ -64,21 +64,13 @@ def smart_resize(height: int, width: int, factor: int = 32, min_pixels: int = 51
 # ----------------------------------------------------------------------------------------------------------------
 # Input normalisation: any image → channels-first array, the way transformers' PIL backend reads it.
 
-def _is_image(value: Any) -> bool:
-    return isinstance(value, (Image.Image, np.ndarray, torch.Tensor))
-
-
 def flatten_images(images: Any) -> list[Any]:
     """One flat list from an image, a list of images, a list of lists (per prompt) or a 4-D batch array."""
     if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
         return list(images)
     if not isinstance(images, (list, tuple)):
         return [images]
-    flat: list[Any] = []
-    for item in images:
-        flat.extend(flatten_images(item) if isinstance(item, (list, tuple)) or (
-            isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 4) else [item])
-    return flat
+    return [image for item in images for image in flatten_images(item)]
 
 
 def infer_channels_first(array: np.ndarray, num_channels: tuple[int, ...] = (1, 3, 4)) -> bool:

@@ -72,7 +72,7 @@ class HunYuanVLProcessor:
         self.pad_token_id = tokenizer.pad_token_id
         self.cat_extra_token = cat_extra_token
         self.chat_template = chat_template if chat_template is not None else tokenizer.chat_template
-        self.extra = {k: v for k, v in extra.items() if k not in ("processor_class", "image_processor", "chat_template")}
+        self.extra = {k: v for k, v in extra.items() if k != "processor_class"}
 
     # -- files -----------------------------------------------------------------------------------------------------
     @classmethod
