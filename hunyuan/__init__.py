@@ -4,8 +4,10 @@
 >>> model = HunYuanVLForConditionalGeneration.from_pretrained("path/to/HunyuanOCR", dtype="bfloat16")
 """
 
+from .auto import AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 from .config import HunYuanVLConfig, HunYuanVLTextConfig, HunYuanVLVisionConfig
-from .engine.kv_cache import DynamicCache
+from .engine import (DynamicCache, GenerationConfig, GenerationResponse, GenerationStats, StaticCache,
+                     stream_generate)
 from .loading import CheckpointError
 from .modeling import (HunYuanVLForConditionalGeneration, HunYuanVLModel, HunYuanVLTextModel,
                        HunYuanVLVisionTransformer)
@@ -15,9 +17,16 @@ from .processing import (BatchFeature, HunYuanTokenizer, HunYuanVLImageProcessor
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "AutoModelForImageTextToText",
+    "AutoProcessor",
     "BatchFeature",
     "CheckpointError",
     "DynamicCache",
+    "GenerationConfig",
+    "GenerationResponse",
+    "GenerationStats",
     "HunYuanVLConfig",
     "HunYuanTokenizer",
     "HunYuanVLForConditionalGeneration",
@@ -31,4 +40,6 @@ __all__ = [
     "HunYuanVLVisionTransformer",
     "ImageSourceError",
     "IncrementalDetokenizer",
+    "StaticCache",
+    "stream_generate",
 ]

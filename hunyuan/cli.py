@@ -4,6 +4,9 @@
                                            build a small random HunYuanVL checkpoint, reload it, preprocess a page
                                            image (a drawn one by default) and run a forward pass over it
     hunyuan info --model PATH_OR_ID        describe a checkpoint (architecture, sizes, parameter count)
+    hunyuan generate --model PATH_OR_ID [--image FILE ...] --prompt TEXT [--system TEXT] [--max-new-tokens N]
+                     [--dtype auto|bf16|fp32] [--device auto|cpu|cuda] [--temperature T] [--no-stream]
+                                           answer a prompt about images, streaming the text to stdout
 
 Errors a user can fix (missing directory, bad dtype, malformed config) print one line and exit with code 2.
 """
@@ -87,6 +90,38 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from .auto import AutoModelForCausalLM, AutoProcessor
+    from .engine import stream_generate
+    from .processing import load_image
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.temperature < 0:
+        raise ValueError(f"--temperature must be >= 0 (0 = greedy), got {args.temperature}")
+    images = [load_image(path) for path in args.image]  # a bad image fails before the model loads
+    dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
+    processor = AutoProcessor.from_pretrained(args.model, subfolder=args.subfolder)
+    model = AutoModelForCausalLM.from_pretrained(args.model, subfolder=args.subfolder, dtype=dtype,
+                                                 device=args.device)
+    content = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": args.prompt}]
+    messages = [{"role": "system", "content": args.system}, {"role": "user", "content": content}]
+    inputs = processor.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
+                                           return_tensors="pt")
+    sampling = {"do_sample": True, "temperature": args.temperature} if args.temperature > 0 else {"do_sample": False}
+    text, stats = [], None
+    for response in stream_generate(model, processor, inputs, max_new_tokens=args.max_new_tokens, **sampling):
+        text.append(response.text)
+        stats = response.stats
+        if not args.no_stream:
+            print(response.text, end="", flush=True)
+    print("".join(text) if args.no_stream else "", flush=True)
+    if stats is not None and args.verbose:
+        print(f"[{stats.prompt_tokens} prompt tokens, time to first token {stats.time_to_first_token_s:.2f} s, "
+              f"{stats.generated_tokens} tokens, decode {stats.decode_tokens_per_s:.1f} tok/s]", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hunyuan", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", required=True, help="checkpoint directory or hub repo id")
     info.add_argument("--subfolder", default="", help="e.g. v1.0 for the HunyuanOCR 1.0 weights")
     info.set_defaults(func=_info)
+    gen = sub.add_parser("generate", help="answer a prompt (about images) with a checkpoint, streaming the text")
+    gen.add_argument("--model", required=True, help="checkpoint directory or hub repo id")
+    gen.add_argument("--subfolder", default="", help="e.g. v1.0 for the HunyuanOCR 1.0 weights")
+    gen.add_argument("--image", action="append", default=[], help="an image file or URL (repeatable)")
+    gen.add_argument("--prompt", required=True, help="the user's text")
+    gen.add_argument("--system", default="", help="system message (HunyuanOCR expects one, empty by default)")
+    gen.add_argument("--max-new-tokens", type=int, default=1024)
+    gen.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto")
+    gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 (default) decodes greedily")
+    gen.add_argument("--no-stream", action="store_true", help="print the answer once it is complete")
+    gen.add_argument("--verbose", action="store_true", help="print timings to stderr")
+    gen.set_defaults(func=_generate)
     return parser
 
 

@@ -44,3 +44,10 @@ def reference_processor(processor_dir):
 def image_corpus(tmp_path_factory):
     from image_corpus import make_corpus
     return make_corpus(str(tmp_path_factory.mktemp("corpus")))
+
+
+@pytest.fixture(scope="session")
+def ocr_checkpoint(tmp_path_factory):
+    """A directory with a tiny HunyuanOCR-shaped model (real vocab size and special ids) and its processor."""
+    from processing_fixtures import write_ocr_checkpoint
+    return write_ocr_checkpoint(str(tmp_path_factory.mktemp("ocr")))

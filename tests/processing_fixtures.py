@@ -104,3 +104,37 @@ def write_processor_checkpoint(directory: str, *, named_image_tokens: bool = Tru
     with open(os.path.join(directory, "preprocessor_config.json"), "w", encoding="utf-8") as fh:
         json.dump(IMAGE_PROCESSOR_CONFIG, fh, indent=1)
     return directory
+
+
+# A tiny HunyuanOCR-shaped model: the real vocabulary size and special ids, everything else small.
+OCR_MODEL_CONFIG = dict(
+    text_config=dict(vocab_size=120818, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=16, pad_token_id=120002,
+                     bos_token_id=120000, eos_token_id=[120007, 120020], max_position_embeddings=32768,
+                     rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "alpha": 1000.0,
+                                      "mrope_section": [2, 2, 2, 2]}),
+    vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                       max_image_size=128),
+    image_token_id=120120, im_start_id=120118, im_end_id=120119,
+)
+
+
+def write_ocr_checkpoint(directory: str, seed: int = 0) -> str:
+    """Processor files plus a tiny random HunYuanVL model with the real HunyuanOCR ids. Embedding rows of ids the
+    tiny tokenizer lacks, and of every special token but the two eos ids, are zeroed, so (with the tied head) the
+    model mostly emits ids that decode to text."""
+    import torch
+
+    from hunyuan import HunYuanVLConfig, HunYuanVLForConditionalGeneration
+
+    write_processor_checkpoint(directory)
+    torch.manual_seed(seed)
+    model = HunYuanVLForConditionalGeneration(HunYuanVLConfig(**OCR_MODEL_CONFIG))
+    vocab = build_tokenizer().get_vocab()
+    known = torch.zeros(OCR_MODEL_CONFIG["text_config"]["vocab_size"], dtype=torch.bool)
+    known[[i for i in vocab.values() if i < min(SPECIAL_IDS.values())]] = True
+    known[OCR_MODEL_CONFIG["text_config"]["eos_token_id"]] = True
+    with torch.no_grad():
+        model.get_input_embeddings().weight[~known] = 0
+    model.save_pretrained(directory)
+    return directory

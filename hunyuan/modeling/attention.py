@@ -34,8 +34,12 @@ def causal_mask(attention_mask: torch.Tensor | None, q_len: int, kv_len: int,
     """Boolean (B, 1, q_len, kv_len) mask for causal attention over a cache of ``kv_len`` keys, or None when plain
     causal attention (q_len == kv_len, no padding) or full attention (q_len == 1, no padding) is enough.
 
-    ``attention_mask`` (B, kv_len) marks real tokens with 1 and padding with 0.
+    ``attention_mask`` (B, kv_len) marks real tokens with 1 and padding with 0. A 4-D boolean mask
+    (B, 1, q_len, kv_len) is taken as already built (the generation engine passes one per decode step, which
+    avoids a host sync).
     """
+    if attention_mask is not None and attention_mask.ndim == 4:
+        return attention_mask
     has_padding = attention_mask is not None and not bool(attention_mask.all())
     if not has_padding and (q_len == kv_len or q_len == 1):
         return None

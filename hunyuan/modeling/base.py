@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from ..config import BaseConfig
-from ..loading import (CheckpointError, CheckpointFormat, checkpoint_dtype, iter_tensors, save_tensors,
-                       weight_files)
+from ..engine import generate as engine
+from ..engine.generation_config import GENERATION_CONFIG_NAME, GenerationConfig
+from ..loading import (CheckpointError, CheckpointFormat, checkpoint_dtype, iter_tensors, read_optional_json,
+                       save_tensors, weight_files)
 from .attention import resolve_implementation
 from .layers import RMSNorm
 from .vision import PatchMerger
@@ -55,6 +57,7 @@ class HunYuanPreTrainedModel(nn.Module):
     def __init__(self, config: BaseConfig) -> None:
         super().__init__()
         self.config = config
+        self.generation_config = GenerationConfig.from_model_config(config)
 
     # -- construction ------------------------------------------------------------------------------------------------
     def post_init(self) -> None:
@@ -116,6 +119,11 @@ class HunYuanPreTrainedModel(nn.Module):
         return next(self.parameters()).device
 
     @property
+    def text_config(self) -> BaseConfig:
+        """The decoder's config (``config.text_config`` for the VL model, the config itself for text LMs)."""
+        return getattr(self.config, "text_config", self.config)
+
+    @property
     def dtype(self) -> torch.dtype:
         return next(p for p in self.parameters() if p.is_floating_point()).dtype
 
@@ -154,6 +162,8 @@ class HunYuanPreTrainedModel(nn.Module):
         model.set_attn_implementation(attn_implementation)
         model._load_weights(files, dtype, device, strict=strict, source=path)
         model.reset_buffers(device)
+        model.generation_config = GenerationConfig.from_checkpoint(
+            read_optional_json(path, GENERATION_CONFIG_NAME, subfolder=subfolder, **hub), config)
         return model.eval()
 
     def _load_weights(self, files: list[str], dtype: torch.dtype, device: torch.device, *, strict: bool,
@@ -205,9 +215,47 @@ class HunYuanPreTrainedModel(nn.Module):
         """Write ``config.json`` and safetensors weights with the on-disk (Tencent) key names."""
         save_directory = str(save_directory)
         self.config.save_pretrained(save_directory)
+        self.generation_config.save_pretrained(save_directory)
         skip = set(self.tied_weights) if self._ties_enabled() else set()
         fmt = self.checkpoint_format
         tensors = {(fmt.to_disk(name) if fmt else name): p for name, p in self.state_dict().items()
                    if name not in skip}
         save_tensors(tensors, save_directory, max_shard_size)
 
+
+    # -- generation --------------------------------------------------------------------------------------------------
+    def generation_positions(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                             mm_token_type_ids: torch.Tensor | None = None,
+                             image_grid_thw: torch.Tensor | None = None) -> torch.Tensor:
+        """Rope positions (A, B, L) of a left-padded prompt: each row counts its own tokens from 0 (padding gets
+        0) on every axis. Multimodal models override this to place image tokens."""
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        section = (self.text_config.rope_parameters or {}).get("mrope_section")
+        return positions[None].expand(len(section) if section else 1, -1, -1)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, *,
+                 generation_config: GenerationConfig | None = None, streamer: Any = None,
+                 stopping_criteria: Any = None, generator: torch.Generator | None = None, compile: bool = False,
+                 **kwargs: Any) -> torch.Tensor:
+        """Prompt + generated ids (B, L + T), with the transformers call shape:
+
+        >>> inputs = processor.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
+        ...                                        return_tensors="pt")                  # doctest: +SKIP
+        >>> ids = model.generate(**inputs, max_new_tokens=128)                         # doctest: +SKIP
+
+        Model inputs: ``pixel_values``, ``image_grid_thw``, ``mm_token_type_ids``. Generation parameters (override
+        ``generation_config`` / ``model.generation_config``): ``max_new_tokens``, ``min_new_tokens``,
+        ``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``repetition_penalty``, ``eos_token_id`` (int or
+        list), ``pad_token_id``. ``streamer``: a transformers-style streamer (``put``/``end``);
+        ``stopping_criteria``: callables ``(input_ids, scores) -> bool``; ``compile=True`` wraps the decode step
+        in ``torch.compile``. Batches of different lengths must be left-padded.
+        """
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        for key in ("pixel_values", "image_grid_thw", "mm_token_type_ids"):
+            inputs[key] = kwargs.pop(key, None)
+        if kwargs.pop("use_cache", True) is not True:
+            raise ValueError("generate(use_cache=False) is not supported: the engine always decodes with a KV cache")
+        config = (generation_config or self.generation_config).update(**kwargs)
+        return engine.generate(self, inputs, config, streamer=streamer, stopping_criteria=stopping_criteria,
+                               generator=generator, compile=compile)

@@ -199,6 +199,17 @@ class HunYuanVLForConditionalGeneration(HunYuanPreTrainedModel):
     def get_image_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor | None = None, **kwargs):
         return self.model.get_image_features(pixel_values, image_grid_thw, **kwargs)
 
+    def generation_positions(self, input_ids, attention_mask, mm_token_type_ids=None, image_grid_thw=None):
+        """xD-RoPE positions of a prompt (``get_rope_index``) when it has images, else plain per-row counts."""
+        if image_grid_thw is None:
+            return super().generation_positions(input_ids, attention_mask)
+        if mm_token_type_ids is None:
+            raise ValueError("generate() got image_grid_thw without mm_token_type_ids; pass every output of the "
+                             "processor (mm_token_type_ids marks the image tokens)")
+        positions, self.model.rope_deltas = self.model.get_rope_index(input_ids, mm_token_type_ids, image_grid_thw,
+                                                                      attention_mask)
+        return positions
+
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, pixel_values=None,
                 image_grid_thw=None, mm_token_type_ids=None, mm_encoder_outputs=None, output_attentions=False,
