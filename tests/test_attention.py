@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from hunyuan import HunYuanVLConfig, HunYuanVLForConditionalGeneration, HunYuanVLVisionConfig
@@ -168,3 +169,30 @@ def test_default_position_resize_is_the_original_formula(gh, gw):
     assert np.abs(got_tf - _bilinear_reference(grid, gh, gw, gh / e, gw / e)).max() < 1e-5
     if (gh, gw) != (e, e):
         assert np.abs(got_tf - got).max() > 1e-3  # the two modes really differ
+
+
+def test_half_precision_cpu_upcast_policy(monkeypatch):
+    """On CPUs without half-precision matmul units, many-row bf16 products run in fp32 and round back (layers.py);
+    the result must match torch's own bf16 kernels to bf16 rounding, and single rows keep the bf16 GEMV path."""
+    from hunyuan.modeling import layers
+
+
+    torch.manual_seed(0)
+    x, w, b = torch.randn(64, 96, dtype=torch.bfloat16), torch.randn(80, 96, dtype=torch.bfloat16), \
+        torch.randn(80, dtype=torch.bfloat16)
+    q, k = torch.randn(1, 4, 1, 16, dtype=torch.bfloat16), torch.randn(1, 2, 40, 16, dtype=torch.bfloat16)
+    results = {}
+    for forced in ("0", "1"):
+        monkeypatch.setenv("HUNYUAN_CPU_UPCAST", forced)
+        layers.cpu_lacks_half_matmul.cache_clear()
+        assert layers.compute_dtype(x, 64) == (torch.float32 if forced == "1" else torch.bfloat16)
+        assert layers.compute_dtype(x, layers.UPCAST_MIN_ROWS - 1) == torch.bfloat16
+        out = layers.linear(x, w, b)
+        att, _ = attend(q, k, k, mask=None, causal=True, scale=0.25, implementation="sdpa")
+        assert out.dtype == att.dtype == torch.bfloat16
+        results[forced] = (out.float(), att.float())
+    layers.cpu_lacks_half_matmul.cache_clear()
+    exact = F.linear(x.float(), w.float(), b.float())
+    for out, att in results.values():
+        assert ((out - exact).abs() <= exact.abs() * 2**-7 + 1e-2).all()
+    assert torch.allclose(results["0"][1], results["1"][1], atol=2e-2)

@@ -14,6 +14,7 @@ from torch import nn
 from ..config import HunYuanVLConfig
 from ..loading import HUNYUAN_VL_FORMAT, CheckpointFormat
 from .base import HunYuanPreTrainedModel
+from .layers import Linear
 from .outputs import BaseModelOutputWithPooling, CausalLMOutputWithPast, HunYuanVLModelOutputWithPast
 from .text import HunYuanDecoder
 from .vision import HunYuanVLVisionTransformer
@@ -185,7 +186,7 @@ class HunYuanVLForConditionalGeneration(HunYuanPreTrainedModel):
     def __init__(self, config: HunYuanVLConfig, attn_implementation: str | None = None) -> None:
         super().__init__(config)
         self.model = HunYuanVLModel(config, init_weights=False)
-        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.lm_head = Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.vocab_size = config.text_config.vocab_size
         self.set_attn_implementation(attn_implementation or getattr(config, "_attn_implementation", None))
         self.post_init()

@@ -13,7 +13,7 @@ from torch import nn
 from ..config import HunYuanTextConfigBase
 from ..engine.kv_cache import DynamicCache
 from .attention import attend, causal_mask
-from .layers import GatedMLP, RMSNorm
+from .layers import GatedMLP, Linear, RMSNorm
 from .outputs import BaseModelOutputWithPast
 from .rope import RotaryEmbedding, apply_rotary
 
@@ -28,10 +28,10 @@ class HunYuanAttention(nn.Module):
         self.scaling = self.head_dim**-0.5
         self.rope_in_fp32 = config.rope_in_fp32
         h, bias = config.hidden_size, config.attention_bias
-        self.q_proj = nn.Linear(h, self.num_heads * self.head_dim, bias=bias)
-        self.k_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=bias)
-        self.v_proj = nn.Linear(h, self.num_kv_heads * self.head_dim, bias=bias)
-        self.o_proj = nn.Linear(self.num_heads * self.head_dim, h, bias=bias)
+        self.q_proj = Linear(h, self.num_heads * self.head_dim, bias=bias)
+        self.k_proj = Linear(h, self.num_kv_heads * self.head_dim, bias=bias)
+        self.v_proj = Linear(h, self.num_kv_heads * self.head_dim, bias=bias)
+        self.o_proj = Linear(self.num_heads * self.head_dim, h, bias=bias)
         self.query_layernorm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
         self.key_layernorm = RMSNorm(self.head_dim, eps=config.rms_norm_eps)
 

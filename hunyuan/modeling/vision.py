@@ -12,7 +12,7 @@ from torch import nn
 
 from ..config import HunYuanVLVisionConfig
 from .attention import attend_segments
-from .layers import ACT_FNS, RMSNorm
+from .layers import ACT_FNS, Linear, RMSNorm, conv2d, linear
 from .outputs import BaseModelOutputWithPooling
 
 
@@ -43,7 +43,7 @@ class VisionEmbeddings(nn.Module):
         # pixel_values: (Np, C*p*p) -> conv over each (C, p, p) patch == a linear map on the flat vector
         p, c = self.config.patch_size, self.config.num_channels
         w = self.patch_embedding.weight
-        x = F.linear(pixel_values.to(w.dtype), w.reshape(w.shape[0], c * p * p), self.patch_embedding.bias)
+        x = linear(pixel_values.to(w.dtype), w.reshape(w.shape[0], c * p * p), self.patch_embedding.bias)
         pos = torch.cat([self.resized_positions(h, wd).repeat(t, 1) for t, h, wd in grid_thw])
         return x + pos.to(x.dtype)  # (Np, Hv)
 
@@ -55,10 +55,10 @@ class VisionAttention(nn.Module):
         self.num_heads = config.num_attention_heads
         self.head_dim = hv // self.num_heads
         self.scaling = self.head_dim**-0.5
-        self.q_proj = nn.Linear(hv, hv, bias=True)
-        self.k_proj = nn.Linear(hv, hv, bias=True)
-        self.v_proj = nn.Linear(hv, hv, bias=True)
-        self.o_proj = nn.Linear(hv, hv, bias=True)
+        self.q_proj = Linear(hv, hv, bias=True)
+        self.k_proj = Linear(hv, hv, bias=True)
+        self.v_proj = Linear(hv, hv, bias=True)
+        self.o_proj = Linear(hv, hv, bias=True)
 
     def forward(self, x: torch.Tensor, lengths: list[int], implementation: str) -> torch.Tensor:
         n = x.shape[0]
@@ -71,8 +71,8 @@ class VisionAttention(nn.Module):
 class VisionMLP(nn.Module):
     def __init__(self, config: HunYuanVLVisionConfig) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.fc1 = Linear(config.hidden_size, config.intermediate_size)
+        self.fc2 = Linear(config.intermediate_size, config.hidden_size)
         self.act = ACT_FNS[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,7 +105,7 @@ class PatchMerger(nn.Module):
         self.proj_conv = nn.Conv2d(hv, 2 * hv, kernel_size=m, stride=m)
         self.act = ACT_FNS[config.hidden_act]
         self.proj_out = nn.Conv2d(2 * hv, 4 * hv, kernel_size=1)
-        self.mlp = nn.Linear(4 * hv, ht)
+        self.mlp = Linear(4 * hv, ht)
         std = ht**-0.5
         self.image_newline = nn.Parameter(torch.randn(4 * hv) * std)
         self.image_begin = nn.Parameter(torch.randn(ht) * std)
@@ -118,7 +118,7 @@ class PatchMerger(nn.Module):
         x = self.before_rms(x)
         dtype = x.dtype
         x = x.T.reshape(1, -1, gh, gw)  # (1, Hv, gh, gw), raster order
-        x = self.proj_out(self.act(self.proj_conv(x)))  # (1, 4Hv, mh, mw)
+        x = conv2d(self.act(conv2d(x, self.proj_conv)), self.proj_out)  # (1, 4Hv, mh, mw)
         _, c, mh, mw = x.shape
         newline = self.image_newline.view(1, c, 1, 1).expand(1, c, mh, 1).to(dtype)
         x = torch.cat([x, newline], dim=-1).reshape(c, mh * (mw + 1)).T  # (mh*(mw+1), 4Hv)
