@@ -7,8 +7,8 @@ and are fed the same inputs: a page image plus a 30-token prompt. Every measurem
 
 Figures (one JSON line each, median over the repetitions; also written to benchmarks/results/):
   vision_s, prefill_s (= time to first token - vision), time_to_first_token_s, decode_tok_s (batch 1, 128 forced
-  new tokens), peak_rss_gib; and batch4_decode_tok_s (ours, 4 pages of 1024x768, aggregate) against the
-  reference's batch-1 decode.
+  new tokens), peak_rss_gib; and batch4_decode_tok_s (ours, 4 pages of 1024x768, aggregate; one run by default,
+  --batch4-reps for more) against the reference's batch-1 decode.
 
     python benchmarks/bench_generate.py            # fp32 and bf16, 3 repetitions, 1024x1024 page (< 30 min)
     python benchmarks/bench_generate.py --quick    # bf16, 1 repetition, 512x512 page (< 5 min)
@@ -169,11 +169,24 @@ def figure(name: str, dtype: str, shape: str, ours: list[float], reference: list
             "runs": len(ours), **extra}
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    return f"{name} ({', '.join(sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}))})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="bf16, one repetition, a 512x512 page")
     parser.add_argument("--dtypes", default=None, help="comma-separated: fp32,bf16")
     parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--batch4-reps", type=int, default=1,
+                        help="runs of the batch-4 measurement (one run is 4 x 127 decode steps)")
     parser.add_argument("--checkpoint", default=None, help="reuse a checkpoint written by an earlier run")
     parser.add_argument("--worker", choices=["ours", "ref"], help=argparse.SUPPRESS)
     parser.add_argument("--dtype", default="bf16", help=argparse.SUPPRESS)
@@ -195,7 +208,7 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory(prefix="hunyuan-bench-")
         checkpoint = tmp.name
         write_checkpoint(checkpoint)
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    machine = {"cpu": _cpu_name(), "threads": torch.get_num_threads(),
                "torch": torch.__version__, "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     results = []
     for dtype in dtypes:
@@ -203,7 +216,7 @@ def main() -> None:
         for rep in range(reps):
             for impl in (("ref", "ours") if rep % 2 == 0 else ("ours", "ref")):
                 runs[impl].append(run_worker(impl, checkpoint, dtype, *single, 1))
-        quad_runs = [run_worker("ours", checkpoint, dtype, *quad, 4) for _ in range(reps)]
+        quad_runs = [run_worker("ours", checkpoint, dtype, *quad, 4) for _ in range(args.batch4_reps)]
         shape = f"page {single[0]}x{single[1]} + 30-token prompt ({runs['ours'][0]['prompt_tokens']} tokens)"
         for key, better in (("vision_s", False), ("prefill_s", False), ("time_to_first_token_s", False),
                             ("decode_tok_s", True), ("peak_rss_gib", False)):
@@ -219,7 +232,7 @@ def main() -> None:
         line.update(machine=machine)
         print(json.dumps(line), flush=True)
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    name = f"bench_generate{'_quick' if args.quick else ''}.jsonl"
+    name = f"bench_generate{'_quick' if args.quick else ''}_{'_'.join(dtypes)}.jsonl"
     with open(os.path.join(ROOT, "benchmarks", "results", name), "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(line) + "\n" for line in results)
     print(f"# total {time.perf_counter() - began:.0f} s", file=sys.stderr)

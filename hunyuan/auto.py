@@ -25,7 +25,6 @@ def _model_type(path: str, kwargs: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 class _AutoModel:
-    task = ""
     # model_type -> class; the architectures named in config.json are tried when model_type is unknown
     registry: dict[str, type] = {}
 

@@ -2,7 +2,7 @@
 
     hunyuan demo [--dtype fp32|bf16] [--image FILE]
                                            build a small random HunYuanVL checkpoint, reload it, preprocess a page
-                                           image (a drawn one by default) and run a forward pass over it
+                                           image (a drawn one by default), run a forward pass and generate 16 tokens
     hunyuan info --model PATH_OR_ID        describe a checkpoint (architecture, sizes, parameter count)
     hunyuan generate --model PATH_OR_ID [--image FILE ...] --prompt TEXT [--system TEXT] [--max-new-tokens N]
                      [--dtype auto|bf16|fp32] [--device auto|cpu|cuda] [--temperature T] [--no-stream]
@@ -22,6 +22,7 @@ import time
 import torch
 
 from .config import HunYuanVLConfig
+from .engine import generate_steps
 from .loading import CheckpointError
 from .modeling import HunYuanVLForConditionalGeneration
 from .processing import HunYuanVLImageProcessorPil, ImageSourceError
@@ -68,10 +69,14 @@ def _demo(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         logits = model(**inputs, logits_to_keep=1).logits
     elapsed = time.perf_counter() - start
+    steps = list(generate_steps(model, inputs, model.generation_config.update(max_new_tokens=16, min_new_tokens=16)))
+    stats = steps[-1].stats
     print(json.dumps({"model": "HunYuanVL (random demo weights)", "parameters": model.num_parameters(),
                       "dtype": str(dtype).replace("torch.", ""), "image_patches": gh * gw, "image_tokens": n_image,
                       "sequence_length": ids.shape[1], "next_token": int(logits[0, -1].argmax()),
-                      "forward_seconds": round(elapsed, 3)}))
+                      "forward_seconds": round(elapsed, 3), "generated": [t for step in steps for _, t in step.tokens],
+                      "time_to_first_token_seconds": round(stats.time_to_first_token_s, 3),
+                      "decode_tokens_per_second": round(stats.decode_tokens_per_s, 1)}))
     return 0
 
 

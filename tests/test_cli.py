@@ -15,6 +15,7 @@ def test_demo_processes_an_image_file(tmp_path, capsys):
     assert report["image_patches"] == 12 * 18
     assert report["image_tokens"] == 6 * (9 + 1) + 2
     assert report["sequence_length"] == report["image_tokens"] + 8
+    assert len(report["generated"]) == 16 and report["decode_tokens_per_second"] > 0
 
 
 def test_demo_missing_image_exits_2(tmp_path, capsys):

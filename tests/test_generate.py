@@ -6,6 +6,7 @@ import torch
 from reference import left_pad_batch, make_prompt, model_inputs
 
 from hunyuan import GenerationConfig, HunYuanVLForConditionalGeneration, stream_generate
+from hunyuan.engine.generate import generate
 from hunyuan.engine.sampling import sample
 
 PROMPTS = {"text-only": [], "one-image": [[1, 4, 4]], "two-images": [[1, 4, 4], [1, 2, 6]]}
@@ -227,6 +228,10 @@ def test_generate_errors(pair):
     with pytest.raises(ValueError, match="mm_token_type_ids"):
         ids_img, px = make_prompt([[1, 4, 4]])
         ours.generate(torch.tensor([ids_img]), pixel_values=px, image_grid_thw=torch.tensor([[1, 4, 4]]))
+    with pytest.raises(ValueError, match="pixel_values without image_grid_thw"):
+        ours.generate(ids[:1], pixel_values=torch.zeros(16, 768))
+    with pytest.raises(TypeError, match=r"unexpected model inputs \['position_ids'\]"):
+        generate(ours, {"input_ids": ids[:1], "position_ids": ids[:1]}, ours.generation_config)
     assert ours.generate(ids[:1], max_new_tokens=0).tolist() == ids[:1].tolist()
 
 

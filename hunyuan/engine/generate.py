@@ -25,8 +25,7 @@ from .generation_config import GenerationConfig
 from .kv_cache import StaticCache
 from .sampling import TokenChooser
 
-_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids", "position_ids",
-               "token_type_ids")
+_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
 
 
 # -- the two model calls -----------------------------------------------------------------------------------------------
@@ -137,6 +136,9 @@ def generate_steps(model, inputs: dict[str, Any], config: GenerationConfig, *,
     decode_start = prefill_start
     eos = set(config.eos_token_ids)
     hooks = list(stopping_criteria or [])
+    if hooks and sequences is None:  # stop hooks see the ids so far
+        sequences = torch.zeros(b, length + budget, dtype=torch.long)
+        sequences[:, :length] = input_ids.cpu()
 
     for step in range(budget):
         tokens = chooser(logits, step)
@@ -156,7 +158,7 @@ def generate_steps(model, inputs: dict[str, Any], config: GenerationConfig, *,
                 finished[row] = "stop"
             elif step + 1 == budget:
                 finished[row] = "length"
-        if hooks and sequences is not None:
+        if hooks:
             for row in _hook_stops(hooks, sequences[:, :length + step + 1], logits, rows):
                 finished.setdefault(row, "stop_hook")
         yield Step(list(zip(rows, token_list)), finished, stats)
@@ -233,6 +235,8 @@ def _check_inputs(model, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Te
     if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2 or input_ids.shape[1] == 0:
         shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
         raise ValueError(f"generate() needs input_ids as a (batch, length) LongTensor with length >= 1, got {shape}")
+    if inputs.get("pixel_values") is not None and inputs.get("image_grid_thw") is None:
+        raise ValueError("generate() got pixel_values without image_grid_thw; pass every output of the processor")
     attention_mask = inputs.get("attention_mask")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import BaseConfig
-from ..engine import generate as engine
+from ..engine.generate import generate as run_generation
 from ..engine.generation_config import GENERATION_CONFIG_NAME, GenerationConfig
 from ..loading import (CheckpointError, CheckpointFormat, checkpoint_dtype, iter_tensors, read_optional_json,
                        save_tensors, weight_files)
@@ -257,5 +257,5 @@ class HunYuanPreTrainedModel(nn.Module):
         if kwargs.pop("use_cache", True) is not True:
             raise ValueError("generate(use_cache=False) is not supported: the engine always decodes with a KV cache")
         config = (generation_config or self.generation_config).update(**kwargs)
-        return engine.generate(self, inputs, config, streamer=streamer, stopping_criteria=stopping_criteria,
+        return run_generation(self, inputs, config, streamer=streamer, stopping_criteria=stopping_criteria,
                                generator=generator, compile=compile)
