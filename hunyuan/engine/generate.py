@@ -75,6 +75,7 @@ class Step:
     tokens: list[tuple[int, int]]
     finished: dict[int, str] = field(default_factory=dict)  # row -> "stop" | "length" | "stop_hook"
     stats: GenerationStats | None = None
+    sequences: torch.Tensor | None = None  # (B, L + steps so far) CPU: prompt + generated ids, finished rows padded
 
 
 @dataclass
@@ -93,12 +94,12 @@ class GenerationResponse:
 # -- the engine loop ---------------------------------------------------------------------------------------------------
 def generate_steps(model, inputs: dict[str, Any], config: GenerationConfig, *,
                    stopping_criteria: Sequence[Callable] | None = None, generator: torch.Generator | None = None,
-                   compile: bool = False, sequences: torch.Tensor | None = None) -> Iterator[Step]:
+                   compile: bool = False) -> Iterator[Step]:
     """Yield one ``Step`` per generated position for a batch of prompts (left-padded when lengths differ).
 
     ``stopping_criteria``: callables ``(input_ids (B, cur_len), scores (B, V)) -> bool | BoolTensor (B,)`` (the
-    transformers signature); a row they stop finishes with reason ``"stop_hook"``. ``sequences``: an optional
-    (B, L + max_new) CPU tensor the engine fills with the generated ids (used by ``generate``).
+    transformers signature); a row they stop finishes with reason ``"stop_hook"``. A row that finished is padded
+    with ``pad_token_id`` (or its first eos id) in ``Step.sequences``.
     """
     stats = GenerationStats()
     input_ids, attention_mask = _check_inputs(model, inputs)
@@ -113,13 +114,13 @@ def generate_steps(model, inputs: dict[str, Any], config: GenerationConfig, *,
 
     mm_outputs = None
     if inputs.get("pixel_values") is not None:
-        features = model.get_image_features(inputs["pixel_values"].to(device), inputs["image_grid_thw"].to(device))
+        features = model.get_image_features(inputs["pixel_values"].to(device), _opt(inputs, "image_grid_thw", device))
         mm_outputs = {"image": features}
         _sync(device)
         stats.vision_s = time.perf_counter() - start
-    positions = model.generation_positions(input_ids, attention_mask, mm_token_type_ids=_opt(inputs,
-                                           "mm_token_type_ids", device), image_grid_thw=_opt(inputs,
-                                                                                             "image_grid_thw", device))
+    mm_token_type_ids, image_grid_thw = (_opt(inputs, key, device) for key in ("mm_token_type_ids", "image_grid_thw"))
+    positions = model.generation_positions(input_ids, attention_mask, mm_token_type_ids=mm_token_type_ids,
+                                           image_grid_thw=image_grid_thw)
     padded = not bool(attention_mask.all())
     text = model.text_config
     cache = StaticCache(text.num_hidden_layers, b, text.num_key_value_heads, length + budget, text.head_dim,
@@ -136,9 +137,9 @@ def generate_steps(model, inputs: dict[str, Any], config: GenerationConfig, *,
     decode_start = prefill_start
     eos = set(config.eos_token_ids)
     hooks = list(stopping_criteria or [])
-    if hooks and sequences is None:  # stop hooks see the ids so far
-        sequences = torch.zeros(b, length + budget, dtype=torch.long)
-        sequences[:, :length] = input_ids.cpu()
+    pad = config.pad_token_id if config.pad_token_id is not None else (config.eos_token_ids or [0])[0]
+    sequences = torch.full((b, length + budget), pad, dtype=torch.long)
+    sequences[:, :length] = input_ids.cpu()
 
     for step in range(budget):
         tokens = chooser(logits, step)
@@ -150,8 +151,7 @@ def generate_steps(model, inputs: dict[str, Any], config: GenerationConfig, *,
         else:
             stats.decode_s, stats.decode_steps = now - decode_start, step
         stats.generated_tokens += len(rows)
-        if sequences is not None:
-            sequences[rows, length + step] = torch.tensor(token_list, dtype=sequences.dtype)
+        sequences[rows, length + step] = torch.tensor(token_list, dtype=sequences.dtype)
         finished = {}
         for row, token in zip(rows, token_list):
             if token in eos:
@@ -161,7 +161,7 @@ def generate_steps(model, inputs: dict[str, Any], config: GenerationConfig, *,
         if hooks:
             for row in _hook_stops(hooks, sequences[:, :length + step + 1], logits, rows):
                 finished.setdefault(row, "stop_hook")
-        yield Step(list(zip(rows, token_list)), finished, stats)
+        yield Step(list(zip(rows, token_list)), finished, stats, sequences[:, :length + step + 1])
         if len(finished) == len(rows):
             return
         if step == 0:
@@ -207,23 +207,17 @@ def generate(model, inputs: dict[str, Any], config: GenerationConfig, *, streame
     """Prompt + generated ids (B, L + T) like transformers: a row that finished early is padded with
     ``pad_token_id`` (or its first eos id) up to the longest row. ``streamer`` gets the transformers calls
     ``put(prompt_ids)``, ``put(new_tokens)`` per step and ``end()``."""
-    input_ids, _ = _check_inputs(model, inputs)
-    b, length = input_ids.shape
-    budget = config.new_token_budget(length)
-    pad = config.pad_token_id if config.pad_token_id is not None else (config.eos_token_ids or [0])[0]
-    sequences = torch.full((b, length + budget), pad, dtype=torch.long)
-    sequences[:, :length] = input_ids.cpu()
-    if streamer is not None:
-        streamer.put(input_ids.cpu())
-    steps = 0
-    for step in generate_steps(model, inputs, config, stopping_criteria=stopping_criteria, generator=generator,
-                               compile=compile, sequences=sequences):
-        steps += 1
+    sequences = inputs.get("input_ids")  # validated by generate_steps before its first step
+    for i, step in enumerate(generate_steps(model, inputs, config, stopping_criteria=stopping_criteria,
+                                            generator=generator, compile=compile)):
         if streamer is not None:
+            if i == 0:
+                streamer.put(sequences.cpu())
             streamer.put(torch.tensor([token for _, token in step.tokens]))
+        sequences = step.sequences
     if streamer is not None:
         streamer.end()
-    return sequences[:, :length + steps].to(input_ids.device)
+    return sequences.to(inputs["input_ids"].device)
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------------
