@@ -1,4 +1,4 @@
-"""``AutoProcessor``, ``AutoModelForImageTextToText``, ``AutoModelForCausalLM``: pick the class from a checkpoint's
+"""``AutoProcessor``, ``AutoTokenizer``, ``AutoModel*``: pick the class from a checkpoint's
 ``config.json`` (``model_type``, else ``architectures``), so transformers code runs with only the import changed.
 
 >>> model = AutoModelForImageTextToText.from_pretrained("tencent/HunyuanOCR", device_map="auto")  # doctest: +SKIP
@@ -11,8 +11,10 @@ from typing import Any
 
 from .config import CONFIG_NAME
 from .loading import read_json_object, resolve_file
-from .modeling import HunYuanVLForConditionalGeneration, HunYuanVLModel
-from .processing import HunYuanVLProcessor
+from .modeling import (HunYuanDenseV1ForCausalLM, HunYuanDenseV1ForSequenceClassification, HunYuanDenseV1Model,
+                       HunYuanMoEV1ForCausalLM, HunYuanMoEV1ForSequenceClassification, HunYuanMoEV1Model,
+                       HunYuanVLForConditionalGeneration, HunYuanVLModel)
+from .processing import HunYuanTokenizer, HunYuanVLProcessor
 
 _HUB_KEYS = ("subfolder", "revision", "cache_dir", "local_files_only", "token")
 
@@ -54,20 +56,54 @@ class AutoModelForImageTextToText(_AutoModel):
 
 
 class AutoModel(_AutoModel):
-    registry = {"hunyuan_vl": HunYuanVLModel}
+    registry = {"hunyuan_vl": HunYuanVLModel, "hunyuan_v1_dense": HunYuanDenseV1Model,
+                "hunyuan_v1_moe": HunYuanMoEV1Model}
 
 
 class AutoModelForCausalLM(_AutoModel):
-    # the dense / MoE text LMs register here; a VL checkpoint generates text too, as its conditional-generation class
-    registry = {"hunyuan_vl": HunYuanVLForConditionalGeneration}
+    # a VL checkpoint generates text too, as its conditional-generation class
+    registry = {"hunyuan_v1_dense": HunYuanDenseV1ForCausalLM, "hunyuan_v1_moe": HunYuanMoEV1ForCausalLM,
+                "hunyuan_vl": HunYuanVLForConditionalGeneration}
+
+
+class AutoModelForSequenceClassification(_AutoModel):
+    registry = {"hunyuan_v1_dense": HunYuanDenseV1ForSequenceClassification,
+                "hunyuan_v1_moe": HunYuanMoEV1ForSequenceClassification}
+
+
+class AutoTokenizer:
+    """The tokenizer of a checkpoint: ``tokenizer.json`` (tokenizers) or ``hy.tiktoken`` (tiktoken), whichever the
+    checkpoint ships, as one ``HunYuanTokenizer``."""
+
+    def __init__(self) -> None:
+        raise TypeError("AutoTokenizer is not instantiated; use AutoTokenizer.from_pretrained(...)")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> HunYuanTokenizer:
+        return HunYuanTokenizer.from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 
 class AutoProcessor:
-    """The processor of a checkpoint (HunYuanVL / HunyuanOCR: ``HunYuanVLProcessor``)."""
+    """The processor of a checkpoint: ``HunYuanVLProcessor`` for HunYuanVL / HunyuanOCR; for the text-only models
+    (``hunyuan_v1_dense`` / ``hunyuan_v1_moe``), their tokenizer, as transformers does."""
 
     def __init__(self) -> None:
         raise TypeError("AutoProcessor is not instantiated; use AutoProcessor.from_pretrained(...)")
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> HunYuanVLProcessor:
-        return HunYuanVLProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike,
+                        **kwargs: Any) -> HunYuanVLProcessor | HunYuanTokenizer:
+        path = str(pretrained_model_name_or_path)
+        if _text_only(path, kwargs):
+            kwargs.pop("backend", None)
+            return HunYuanTokenizer.from_pretrained(path, **kwargs)
+        return HunYuanVLProcessor.from_pretrained(path, **kwargs)
+
+
+def _text_only(path: str, kwargs: dict[str, Any]) -> bool:
+    """True for a checkpoint whose config.json names a text-only model type."""
+    hub = {k: kwargs[k] for k in _HUB_KEYS if k in kwargs}
+    config_file = path if os.path.isfile(path) else resolve_file(path, CONFIG_NAME, optional=True, **hub)
+    if config_file is None:
+        return False
+    return read_json_object(config_file).get("model_type") in ("hunyuan_v1_dense", "hunyuan_v1_moe")

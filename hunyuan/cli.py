@@ -109,8 +109,13 @@ def _generate(args: argparse.Namespace) -> int:
     processor = AutoProcessor.from_pretrained(args.model, subfolder=args.subfolder)
     model = AutoModelForCausalLM.from_pretrained(args.model, subfolder=args.subfolder, dtype=dtype,
                                                  device=args.device)
+    if images and not hasattr(processor, "image_processor"):
+        raise ValueError(f"{args.model} is a text-only model; it cannot take --image")
     content = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": args.prompt}]
     messages = [{"role": "system", "content": args.system}, {"role": "user", "content": content}]
+    if not hasattr(processor, "image_processor"):  # a text LM: plain string contents, a system message if given
+        messages = [{"role": "system", "content": args.system}] * bool(args.system) + \
+            [{"role": "user", "content": args.prompt}]
     inputs = processor.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
                                            return_tensors="pt")
     sampling = {"do_sample": True, "temperature": args.temperature} if args.temperature > 0 else {"do_sample": False}

@@ -308,6 +308,92 @@ class HunYuanVLTextConfig(HunYuanTextConfigBase):
         return self.rope_parameters.get("mrope_section")
 
 
+@dataclass(init=False, repr=False, eq=False)
+class HunYuanDenseV1Config(HunYuanTextConfigBase):
+    """HunYuan dense language model (Hunyuan-0.5B ... 7B). ``head_dim=None`` falls back to hidden / heads."""
+
+    model_type: ClassVar[str] = "hunyuan_v1_dense"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.setdefault("architectures", ["HunYuanDenseV1ForCausalLM"])
+        return out
+
+
+@dataclass(init=False, repr=False, eq=False)
+class HunYuanMoEV1Config(HunYuanTextConfigBase):
+    """HunYuan mixture-of-experts language model (Hunyuan-A13B). Every layer is an MoE block: ``num_experts``
+    routed experts of width ``intermediate_size`` (top-``moe_topk``, an int or one value per layer) plus one shared
+    MLP of the same width.
+
+    The A13B config.json also carries ``moe_intermediate_size``, ``num_shared_expert``, ``use_mixed_mlp_moe``,
+    ``use_qk_norm`` and ``use_cla``. They are kept (written back by ``to_dict``) and, as in transformers, do not
+    change the architecture; values that would describe a different architecture (CLA, several shared experts, no
+    shared expert) are rejected here, and an expert width that differs from ``intermediate_size`` is named in the
+    error when the checkpoint's expert shapes do not match.
+    """
+
+    model_type: ClassVar[str] = "hunyuan_v1_moe"
+    aliases: ClassVar[dict[str, str]] = {"num_experts_per_tok": "moe_topk", "num_local_experts": "num_experts"}
+
+    sep_token_id: int | None = 4
+    num_experts: int = 1
+    output_router_logits: bool = False
+    moe_topk: int | list[int] = 1
+
+    @classmethod
+    def _normalize(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs = super()._normalize(kwargs)
+        experts = kwargs.get("num_experts")
+        if isinstance(experts, (list, tuple)) and experts and len(set(experts)) == 1:
+            kwargs["num_experts"] = experts[0]  # a per-layer list of one value is that value
+        return kwargs
+
+    def validate(self) -> None:
+        super().validate()
+        name = type(self).__name__
+        if isinstance(self.num_experts, (list, tuple)):
+            _fail(name, "num_experts", self.num_experts, "one int for every layer (per-layer expert counts differ "
+                  "from what the released models and transformers support)")
+        _check_positive_int(name, num_experts=self.num_experts)
+        topk = self.moe_topk if isinstance(self.moe_topk, (list, tuple)) else [self.moe_topk]
+        if isinstance(self.moe_topk, (list, tuple)) and len(topk) != self.num_hidden_layers:
+            _fail(name, "moe_topk", self.moe_topk, f"an int or a list of num_hidden_layers={self.num_hidden_layers} "
+                  f"ints (got {len(topk)} values)")
+        for k in topk:
+            if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.num_experts:
+                _fail(name, "moe_topk", self.moe_topk, f"values in [1, num_experts={self.num_experts}]")
+        if self.extra.get("use_cla"):
+            _fail(name, "use_cla", self.extra["use_cla"], "false: cross-layer attention (Hunyuan-Large) is not "
+                  "part of HunYuanMoEV1")
+        shared = self.extra.get("num_shared_expert")
+        for n in shared if isinstance(shared, (list, tuple)) else ([shared] if shared is not None else []):
+            if n != 1:
+                _fail(name, "num_shared_expert", shared, "1 per layer (HunYuanMoEV1 has exactly one shared MLP)")
+        if self.extra.get("use_mixed_mlp_moe") is False:
+            _fail(name, "use_mixed_mlp_moe", False, "true or absent (HunYuanMoEV1 always adds the shared MLP)")
+
+    def top_k(self, layer_idx: int) -> int:
+        """Experts per token in layer ``layer_idx``."""
+        return self.moe_topk[layer_idx] if isinstance(self.moe_topk, (list, tuple)) else self.moe_topk
+
+    @property
+    def expert_width_note(self) -> str:
+        """Why expert shapes may not match: a ``moe_intermediate_size`` that differs from ``intermediate_size``."""
+        widths = self.extra.get("moe_intermediate_size")
+        widths = widths if isinstance(widths, (list, tuple)) else [widths]
+        if any(w is not None and w != self.intermediate_size for w in widths):
+            return (f" config.moe_intermediate_size={self.extra['moe_intermediate_size']} differs from "
+                    f"intermediate_size={self.intermediate_size}; HunYuanMoEV1 (like transformers) builds its experts "
+                    "with intermediate_size, so this checkpoint describes a different architecture.")
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out.setdefault("architectures", ["HunYuanMoEV1ForCausalLM"])
+        return out
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Vision tower config
 # ---------------------------------------------------------------------------------------------------------------------

@@ -29,15 +29,52 @@ Rules = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
+class StackedSlice:
+    """An on-disk per-expert tensor ``<module>.<e>.<disk>`` that is row block ``part`` (of ``parts`` equal blocks)
+    of expert e's slice of the stacked in-memory parameter ``<module>.<param>`` (shape (E, rows, cols))."""
+
+    disk: str
+    param: str
+    part: int = 0
+    parts: int = 1
+
+
+@dataclass(frozen=True)
 class CheckpointFormat:
     load_rules: Rules  # on-disk (or in-memory) name -> in-memory name
     save_rules: Rules  # in-memory name -> on-disk name
+    stacked: tuple[StackedSlice, ...] = ()  # per-expert tensors stacked at load, split again at save
 
     def to_memory(self, name: str) -> str:
         return _apply(self.load_rules, name)
 
     def to_disk(self, name: str) -> str:
         return _apply(self.save_rules, name)
+
+    def locate_slice(self, name: str) -> tuple[str, int, StackedSlice] | None:
+        """(stacked parameter name, expert, slice) for an in-memory-spelled per-expert name, else None."""
+        match = _EXPERT_KEY.match(name)
+        if match is None:
+            return None
+        for spec in self.stacked:
+            if match["suffix"] == spec.disk:
+                return f"{match['module']}.{spec.param}", int(match["expert"]), spec
+        return None
+
+    def split_stacked(self, name: str, tensor: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """The per-expert on-disk tensors (views) of a stacked parameter, or None if ``name`` is not stacked."""
+        module, _, param = name.rpartition(".")
+        specs = [spec for spec in self.stacked if spec.param == param]
+        if not specs or not module.endswith(".experts"):
+            return None
+        out = {}
+        for expert in range(tensor.shape[0]):
+            for spec in specs:
+                out[self.to_disk(f"{module}.{expert}.{spec.disk}")] = tensor[expert].chunk(spec.parts)[spec.part]
+        return out
+
+
+_EXPERT_KEY = re.compile(r"^(?P<module>.+\.experts)\.(?P<expert>\d+)\.(?P<suffix>.+)$")
 
 
 def _apply(rules: Rules, name: str) -> str:
@@ -71,6 +108,22 @@ HUNYUAN_VL_FORMAT = CheckpointFormat(
         (r"^vit\.patch_merger\.", "vit.perceive."),
     ),
 )
+
+
+# spec 7.2/7.3: the Dense/MoE LMs keep their names on disk, except that MoE experts are stored one per key
+# (`mlp.experts.{e}.{gate,up,down}_proj.weight`) and held stacked in memory (`gate_up_proj` (E, 2I, H), gate rows
+# first; `down_proj` (E, H, I))
+MOE_EXPERT_SLICES = (
+    StackedSlice("gate_proj.weight", "gate_up_proj", part=0, parts=2),
+    StackedSlice("up_proj.weight", "gate_up_proj", part=1, parts=2),
+    StackedSlice("down_proj.weight", "down_proj"),
+)
+HUNYUAN_TEXT_FORMAT = CheckpointFormat(load_rules=((r"^(?!model\.|lm_head\.|score\.)", "model."),), save_rules=(),
+                                       stacked=MOE_EXPERT_SLICES)
+# a bare decoder (``*Model``) reads full checkpoints (dropping the ``model.`` prefix) and writes the prefix, so
+# what it saves loads into the ``*ForCausalLM`` class as well
+HUNYUAN_TEXT_BASE_FORMAT = CheckpointFormat(load_rules=((r"^model\.", ""),), save_rules=((r"^", "model."),),
+                                            stacked=MOE_EXPERT_SLICES)
 
 
 class CheckpointError(ValueError):

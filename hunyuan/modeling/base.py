@@ -53,6 +53,8 @@ class HunYuanPreTrainedModel(nn.Module):
     tied_weights: ClassVar[dict[str, str]] = {}
     # checkpoint keys (in-memory spelling) that this class deliberately does not load
     ignored_on_load: ClassVar[tuple[str, ...]] = ()
+    # name suffixes of parameters that stay fp32 whatever dtype the model loads in
+    keep_fp32: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: BaseConfig) -> None:
         super().__init__()
@@ -171,26 +173,44 @@ class HunYuanPreTrainedModel(nn.Module):
         expected = dict(self.named_parameters())  # tied output embeddings are not listed (same Parameter)
         ignored = set(self.ignored_on_load) | (set(self.tied_weights) if self._ties_enabled() else set())
         loaded, unexpected, mismatched = set(), [], []
+        slices_loaded: dict[str, int] = {}  # stacked parameter -> per-expert slices copied in so far
         fmt = self.checkpoint_format
         for disk_name, tensor in iter_tensors(files, device="cpu" if device.type == "meta" else str(device)):
             name = fmt.to_memory(disk_name) if fmt else disk_name
             if name in ignored:
                 continue
-            if name not in expected:
+            located = fmt.locate_slice(name) if fmt else None
+            target = located[0] if located else name
+            if target not in expected:
                 unexpected.append(disk_name)
                 continue
-            if tuple(tensor.shape) != tuple(expected[name].shape):
-                mismatched.append(f"{disk_name}: checkpoint {tuple(tensor.shape)} vs model "
-                                  f"{tuple(expected[name].shape)}")
+            want = tuple(expected[target].shape)
+            if located:
+                _, expert, spec = located
+                want = (want[1] // spec.parts, *want[2:]) if expert < want[0] else ("expert", expert, "of", want[0])
+            if tuple(tensor.shape) != want:
+                mismatched.append(f"{disk_name}: checkpoint {tuple(tensor.shape)} vs model {want}")
                 continue
-            if tensor.is_floating_point():
-                tensor = tensor.to(dtype)
-            self._assign(name, tensor.to(device))
-            loaded.add(name)
+            tensor = tensor.to(self._load_dtype(target, dtype)) if tensor.is_floating_point() else tensor
+            if located is None:
+                # with stacked experts, copy: a weight that kept the shard's memory map alive would keep the expert
+                # pages read from it resident too (a second copy of the experts until loading ends)
+                self._assign(target, tensor.to(device, copy=bool(fmt and fmt.stacked)))
+                loaded.add(target)
+                continue
+            if expected[target].is_meta:  # first slice: materialise the stacked parameter once
+                self._assign(target, torch.empty(expected[target].shape, dtype=tensor.dtype, device=device))
+                expected[target] = self.get_parameter(target)
+            _, expert, spec = located
+            expected[target].data[expert].chunk(spec.parts)[spec.part].copy_(tensor)
+            slices_loaded[target] = slices_loaded.get(target, 0) + 1
+            if slices_loaded[target] == expected[target].shape[0] * spec.parts:
+                loaded.add(target)
         missing = sorted(set(expected) - loaded)
         if mismatched:
             raise CheckpointError(f"checkpoint {source} has tensors of the wrong shape for {type(self).__name__} "
-                                  f"(config and weights disagree): {'; '.join(mismatched[:10])}")
+                                  f"(config and weights disagree): {'; '.join(mismatched[:10])}."
+                                  f"{getattr(self.config, 'expert_width_note', '')}")
         if strict and (missing or unexpected):
             parts = []
             if missing:
@@ -200,10 +220,16 @@ class HunYuanPreTrainedModel(nn.Module):
             raise CheckpointError(f"checkpoint {source} does not match {type(self).__name__}: {'; '.join(parts)}. "
                                   "Pass strict=False to load it partially.")
         for name in missing:  # partial load: materialise and initialise only what the checkpoint lacks
-            self._assign(name, torch.empty(expected[name].shape, dtype=dtype, device=device))
+            if expected[name].is_meta:
+                self._assign(name, torch.empty(expected[name].shape, dtype=self._load_dtype(name, dtype),
+                                               device=device))
             module_name, _, param_name = name.rpartition(".")
             self._init_parameter(self.get_submodule(module_name), param_name)
         self.tie_weights()
+
+    def _load_dtype(self, name: str, dtype: torch.dtype) -> torch.dtype:
+        """Floating-point weights load in ``dtype``, except those the architecture keeps in fp32 (MoE routers)."""
+        return torch.float32 if name.endswith(self.keep_fp32) else dtype
 
     def _assign(self, name: str, tensor: torch.Tensor) -> None:
         module_name, _, param_name = name.rpartition(".")
@@ -214,12 +240,17 @@ class HunYuanPreTrainedModel(nn.Module):
     def save_pretrained(self, save_directory: str | os.PathLike, *, max_shard_size: int | str = "5GB") -> None:
         """Write ``config.json`` and safetensors weights with the on-disk (Tencent) key names."""
         save_directory = str(save_directory)
+        self.config.architectures = [type(self).__name__]
         self.config.save_pretrained(save_directory)
         self.generation_config.save_pretrained(save_directory)
         skip = set(self.tied_weights) if self._ties_enabled() else set()
         fmt = self.checkpoint_format
-        tensors = {(fmt.to_disk(name) if fmt else name): p for name, p in self.state_dict().items()
-                   if name not in skip}
+        tensors = {}
+        for name, param in self.state_dict().items():
+            if name in skip:
+                continue
+            split = fmt.split_stacked(name, param) if fmt else None
+            tensors.update(split if split is not None else {(fmt.to_disk(name) if fmt else name): param})
         save_tensors(tensors, save_directory, max_shard_size)
 
 

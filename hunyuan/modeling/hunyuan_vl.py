@@ -14,12 +14,11 @@ from torch import nn
 from ..config import HunYuanVLConfig
 from ..loading import HUNYUAN_VL_FORMAT, CheckpointFormat
 from .base import HunYuanPreTrainedModel
+from .heads import causal_lm_loss, keep_positions
 from .layers import Linear
 from .outputs import BaseModelOutputWithPooling, CausalLMOutputWithPast, HunYuanVLModelOutputWithPast
 from .text import HunYuanDecoder
 from .vision import HunYuanVLVisionTransformer
-
-IGNORE_INDEX = -100
 
 
 class HunYuanVLTextModel(HunYuanDecoder):
@@ -220,26 +219,8 @@ class HunYuanVLForConditionalGeneration(HunYuanPreTrainedModel):
                          pixel_values=pixel_values, image_grid_thw=image_grid_thw,
                          mm_token_type_ids=mm_token_type_ids, mm_encoder_outputs=mm_encoder_outputs,
                          output_attentions=output_attentions, output_hidden_states=output_hidden_states)
-        hidden = out.last_hidden_state
-        if isinstance(logits_to_keep, int):
-            hidden = hidden[:, -logits_to_keep:] if logits_to_keep > 0 else hidden
-        else:
-            hidden = hidden[:, logits_to_keep]
-        logits = self.lm_head(hidden)
+        logits = self.lm_head(keep_positions(out.last_hidden_state, logits_to_keep))
         loss = causal_lm_loss(logits, labels, kwargs.get("num_items_in_batch")) if labels is not None else None
         result = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values,
                                         hidden_states=out.hidden_states, attentions=out.attentions)
         return result if return_dict else result.to_tuple()
-
-
-def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | None = None) -> torch.Tensor:
-    """Next-token cross entropy in fp32: position t predicts labels[t+1]; -100 is ignored."""
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} (batch, sequence), got "
-                         f"{tuple(labels.shape)}")
-    shifted = F.pad(labels, (0, 1), value=IGNORE_INDEX)[..., 1:].to(logits.device)
-    reduction = "sum" if num_items_in_batch is not None else "mean"
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), shifted.reshape(-1),
-                           ignore_index=IGNORE_INDEX, reduction=reduction)
-    return loss / num_items_in_batch if num_items_in_batch is not None else loss
-

@@ -1,4 +1,5 @@
-"""The HunYuan decoder shared by the VL text backbone (and the Dense V1 / MoE V1 language models).
+"""The HunYuan decoder shared by the VL text backbone and the Dense V1 / MoE V1 language models (one attention,
+one RoPE, one MLP for all three; the MoE model only swaps the MLP for an MoE block).
 
 Layer: ``h = h + Attn(input_layernorm(h))``, ``h = h + MLP(post_attention_layernorm(h))``.
 Attention: GQA projections, RoPE (xD-RoPE when the config has ``mrope_section``), *then* per-head RMSNorm on q and
@@ -63,15 +64,27 @@ class HunYuanDecoderLayer(nn.Module):
         attn_out, weights = self.self_attn(self.input_layernorm(h), cos_sin, mask, cache, implementation,
                                            need_weights)
         h = h + attn_out
-        h = h + self.mlp(self.post_attention_layernorm(h))
-        return h, weights
+        mlp_out, router_logits = self.mlp(self.post_attention_layernorm(h)), None
+        if isinstance(mlp_out, tuple):  # an MoE block also returns its router logits
+            mlp_out, router_logits = mlp_out
+        return h + mlp_out, weights, router_logits
 
 
 class HunYuanDecoder(nn.Module):
-    """Embedding, decoder layers and final norm. ``position_ids`` may be (L,), (B, L) or (A, B, L)."""
+    """Embedding, decoder layers and final norm. ``position_ids`` may be (L,), (B, L) or (A, B, L).
 
-    def __init__(self, config: HunYuanTextConfigBase) -> None:
+    The Dense/MoE ``*Model`` classes are this decoder *and* a ``HunYuanPreTrainedModel`` (their parameters sit at
+    the top level, as in transformers): they run ``HunYuanPreTrainedModel.__init__`` and then ``build``.
+    """
+
+    output_class = BaseModelOutputWithPast
+
+    def __init__(self, config: HunYuanTextConfigBase | None = None) -> None:
         super().__init__()
+        if config is not None:
+            self.build(config)
+
+    def build(self, config: HunYuanTextConfigBase) -> None:
         self.config = config
         pad = config.pad_token_id
         pad = pad if pad is not None and 0 <= pad < config.vocab_size else None  # legacy configs carry pad -1
@@ -88,7 +101,7 @@ class HunYuanDecoder(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, use_cache=None, output_attentions=False, output_hidden_states=False,
-                return_dict=True, **kwargs):
+                output_router_logits=None, return_dict=True, **kwargs):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -104,23 +117,27 @@ class HunYuanDecoder(nn.Module):
         cos_sin = self.rotary_emb(position_ids, inputs_embeds.dtype)
         implementation = getattr(self.config, "_attn_implementation", None) or "sdpa"
 
+        if output_router_logits is None:
+            output_router_logits = getattr(self.config, "output_router_logits", False)
         h = inputs_embeds
-        all_hidden, all_attn = [], []
+        all_hidden, all_attn, all_router = [], [], []
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden.append(h)
-            h, weights = layer(h, cos_sin, mask, cache, implementation, output_attentions)
+            h, weights, router_logits = layer(h, cos_sin, mask, cache, implementation, output_attentions)
             if output_attentions:
                 all_attn.append(weights)
+            if router_logits is not None:
+                all_router.append(router_logits)
         h = self.norm(h)
         if output_hidden_states:
             all_hidden.append(h)
-        out = BaseModelOutputWithPast(
-            last_hidden_state=h,
-            past_key_values=cache if use_cache else None,
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attentions=tuple(all_attn) if output_attentions else None,
-        )
+        fields = dict(last_hidden_state=h, past_key_values=cache if use_cache else None,
+                      hidden_states=tuple(all_hidden) if output_hidden_states else None,
+                      attentions=tuple(all_attn) if output_attentions else None)
+        if output_router_logits and all_router:
+            fields["router_logits"] = tuple(all_router)
+        out = self.output_class(**fields)
         return out if return_dict else out.to_tuple()
 
     def _axis_positions(self, position_ids, b, l, past, device) -> torch.Tensor:

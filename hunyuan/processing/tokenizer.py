@@ -1,5 +1,7 @@
-"""The tokenizer: a ``tokenizers.Tokenizer`` loaded from ``tokenizer.json`` plus the settings of
-``tokenizer_config.json`` (and ``special_tokens_map.json``), with the transformers calling conventions.
+"""The tokenizer: a ``tokenizers.Tokenizer`` loaded from ``tokenizer.json`` -- or, for checkpoints that ship only a
+tiktoken vocabulary (``hy.tiktoken``, the Hunyuan-7B / A13B family), a ``tiktoken`` encoding behind the same calls
+(``tiktoken_backend.py``) -- plus the settings of ``tokenizer_config.json`` (and ``special_tokens_map.json``), with
+the transformers calling conventions. ``from_pretrained`` picks the backend from the files present.
 
 Named special tokens come in two kinds: the standard ones (``bos_token``, ``eos_token``, ``pad_token``, ...) and the
 model-specific ones HunYuanVL needs (``image_token``, ``image_start_token``, ``image_end_token``), which a v5
@@ -28,6 +30,7 @@ from tokenizers.decoders import DecodeStream
 
 from ..loading import read_optional_json, resolve_file
 from .batch import BatchFeature, check_return_tensors
+from .tiktoken_backend import TIKTOKEN_FILE, TiktokenBackend
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
@@ -85,15 +88,13 @@ class HunYuanTokenizer:
     # -- construction ----------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *, subfolder: str = "", **kwargs: Any):
-        """Load ``tokenizer.json`` (+ ``tokenizer_config.json``, ``special_tokens_map.json``, ``chat_template.jinja``)
-        from a local directory or a hub repo; ``kwargs`` override config entries (e.g. ``padding_side="left"``)."""
+        """Load ``tokenizer.json`` -- else a tiktoken vocabulary (``hy.tiktoken`` or the ``vocab_file`` named in
+        ``tokenizer_config.json``) -- with ``tokenizer_config.json``, ``special_tokens_map.json`` and
+        ``chat_template.jinja``, from a local directory or a hub repo; ``kwargs`` override config entries (e.g.
+        ``padding_side="left"``)."""
         hub = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "local_files_only", "token") if k in kwargs}
-        tokenizer_file = resolve_file(path_or_repo_id, TOKENIZER_FILE, subfolder=subfolder, **hub)
-        try:
-            backend = Tokenizer.from_file(tokenizer_file)
-        except Exception as err:  # tokenizers raises a bare Exception on malformed files
-            raise ValueError(f"{tokenizer_file} is not a valid tokenizers file: {err}") from None
         config = {**read_tokenizer_config(path_or_repo_id, subfolder=subfolder, **hub), **kwargs}
+        backend = _load_backend(path_or_repo_id, subfolder, config, hub)
         template_file = resolve_file(path_or_repo_id, CHAT_TEMPLATE_FILE, subfolder=subfolder, optional=True, **hub)
         template = None
         if template_file is not None:
@@ -104,7 +105,9 @@ class HunYuanTokenizer:
     def save_pretrained(self, save_directory: str | os.PathLike, *, write_chat_template: bool = True) -> list[str]:
         """Write ``tokenizer.json``, ``tokenizer_config.json`` and (if any) ``chat_template.jinja``."""
         os.makedirs(save_directory, exist_ok=True)
-        paths = [os.path.join(save_directory, TOKENIZER_FILE), os.path.join(save_directory, TOKENIZER_CONFIG_FILE)]
+        tiktoken = isinstance(self._tokenizer, TiktokenBackend)
+        paths = [os.path.join(save_directory, TIKTOKEN_FILE if tiktoken else TOKENIZER_FILE),
+                 os.path.join(save_directory, TOKENIZER_CONFIG_FILE)]
         self._tokenizer.save(paths[0])
         config = {k: v for k, v in self.config.items() if k not in ("chat_template", "model_specific_special_tokens",
                                                                      "added_tokens_decoder", "additional_special_tokens")}
@@ -114,6 +117,8 @@ class HunYuanTokenizer:
         config.update(padding_side=self.padding_side, truncation_side=self.truncation_side,
                       clean_up_tokenization_spaces=self.clean_up_tokenization_spaces)
         config.setdefault("tokenizer_class", "TokenizersBackend")
+        if tiktoken:
+            config["vocab_file"] = TIKTOKEN_FILE
         if self.model_max_length is not None:
             config["model_max_length"] = self.model_max_length
         with open(paths[1], "w", encoding="utf-8") as fh:
@@ -230,6 +235,9 @@ class HunYuanTokenizer:
         room = limit - (self._tokenizer.num_special_tokens_to_add(False) if add_special_tokens else 0)
         if room < 0:
             raise ValueError(f"max_length={limit} leaves no room once the special tokens are added")
+        if isinstance(self._tokenizer, TiktokenBackend):  # nothing is added around the text: truncation is a slice
+            rows = [e.ids for e in self._tokenizer.encode_batch(texts)]
+            return [r[:room] if self.truncation_side == "right" else r[len(r) - room:] for r in rows]
         rows = []
         for encoding in self._tokenizer.encode_batch(texts, add_special_tokens=False):
             encoding.truncate(room, direction=self.truncation_side)
@@ -271,13 +279,53 @@ class HunYuanTokenizer:
             raise ValueError(f"decode takes one sequence; got a batch of {len(ids)} (use batch_decode)")
         text = self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
         clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
-        if clean and type(self._tokenizer.model).__name__ != "BPE":  # the clean-up corrupts BPE output (as in transformers)
+        if clean and not self._is_bpe:  # the clean-up corrupts BPE output (as in transformers)
             text = clean_up_tokenization(text)
         return text
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False,
                      clean_up_tokenization_spaces: bool | None = None) -> list[str]:
         return [self.decode(seq, skip_special_tokens, clean_up_tokenization_spaces) for seq in _as_id_list(sequences)]
+
+    @property
+    def _is_bpe(self) -> bool:
+        return isinstance(self._tokenizer, TiktokenBackend) or type(self._tokenizer.model).__name__ == "BPE"
+
+    def decode_stream(self, skip_special_tokens: bool = True) -> Any:
+        """A stream whose ``step(tokenizer, id)`` returns the next text piece (or None while it waits for bytes)."""
+        if isinstance(self._tokenizer, TiktokenBackend):
+            return self._tokenizer.decode_stream(skip_special_tokens)
+        return DecodeStream(skip_special_tokens=skip_special_tokens)
+
+    def apply_chat_template(self, conversation: Any, chat_template: str | None = None, *,
+                            add_generation_prompt: bool = False, continue_final_message: bool = False,
+                            tokenize: bool = True, return_dict: bool = True, return_tensors: str | None = None,
+                            padding: bool | str = False, tools: list | None = None, documents: list | None = None,
+                            **kwargs: Any) -> Any:
+        """Render a conversation (or a batch of them) with the checkpoint's chat template, as transformers v5 does:
+        the prompt string(s) with ``tokenize=False``; else a BatchFeature of ``input_ids`` and ``attention_mask``
+        (``return_dict=False``: the ids only). A batch is padded on the left, ready for ``generate``.
+
+        >>> inputs = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
+        ...                                  return_tensors="pt")                    # doctest: +SKIP
+        """
+        from .chat import normalize_conversations, render, template_variables
+
+        template = chat_template if chat_template is not None else self.chat_template
+        if template is None:
+            raise ValueError("Cannot use apply_chat_template because this tokenizer has no chat template "
+                             "(tokenizer_config.json 'chat_template' or chat_template.jinja); pass chat_template=")
+        conversations, batched = normalize_conversations(conversation)
+        variables = template_variables(template)
+        template_kwargs = {**self.special_tokens_map, **{k: v for k, v in kwargs.items() if k in variables}}
+        prompts = render(template, conversations, add_generation_prompt=add_generation_prompt,
+                         continue_final_message=continue_final_message, tools=tools, documents=documents,
+                         **template_kwargs)
+        if not tokenize:
+            return prompts if batched else prompts[0]
+        encoded = self(prompts if batched else prompts[0], add_special_tokens=False, padding=padding or batched,
+                       padding_side="left", return_tensors=return_tensors)
+        return encoded if return_dict else encoded["input_ids"]
 
     def detokenizer(self, skip_special_tokens: bool = True) -> "IncrementalDetokenizer":
         """A fresh incremental detokenizer for streaming one sequence."""
@@ -298,7 +346,7 @@ class IncrementalDetokenizer:
 
     def __init__(self, tokenizer: HunYuanTokenizer, skip_special_tokens: bool = True):
         self._tokenizer = tokenizer
-        self._stream = DecodeStream(skip_special_tokens=skip_special_tokens)
+        self._stream = tokenizer.decode_stream(skip_special_tokens)
         self._skip = skip_special_tokens
         self.token_ids: list[int] = []
         self.text = ""
@@ -337,6 +385,24 @@ def _as_id_list(token_ids: Any) -> Any:
     if isinstance(token_ids, Iterable):
         return [_as_id_list(t) if isinstance(t, (list, tuple, torch.Tensor, np.ndarray)) else int(t) for t in token_ids]
     raise TypeError(f"expected token ids (list, tensor or array), got {type(token_ids).__name__}")
+
+
+def _load_backend(path_or_repo_id: str | os.PathLike, subfolder: str, config: dict, hub: dict) -> Any:
+    """``tokenizer.json`` when present, else the tiktoken vocabulary (``vocab_file`` of the config, or hy.tiktoken)."""
+    tokenizer_file = resolve_file(path_or_repo_id, TOKENIZER_FILE, subfolder=subfolder, optional=True, **hub)
+    if tokenizer_file is not None:
+        try:
+            return Tokenizer.from_file(tokenizer_file)
+        except Exception as err:  # tokenizers raises a bare Exception on malformed files
+            raise ValueError(f"{tokenizer_file} is not a valid tokenizers file: {err}") from None
+    names = [n for n in (config.get("vocab_file"), TIKTOKEN_FILE) if isinstance(n, str) and n.endswith(".tiktoken")]
+    for name in dict.fromkeys(names):
+        vocab_file = resolve_file(path_or_repo_id, name, subfolder=subfolder, optional=True, **hub)
+        if vocab_file is not None:
+            return TiktokenBackend.from_file(vocab_file)
+    where = os.path.join(str(path_or_repo_id), subfolder)
+    raise FileNotFoundError(f"no tokenizer in {where}: expected {TOKENIZER_FILE} or a tiktoken vocabulary "
+                            f"({' or '.join(dict.fromkeys(names))})")
 
 
 def _named_extra_tokens(cfg: dict) -> dict[str, str]:
