@@ -180,6 +180,14 @@ def test_expert_width_mismatch_is_named(tmp_path):
         HunYuanMoEV1ForCausalLM.from_pretrained(tmp_path)
 
 
+def test_more_experts_on_disk_than_in_the_config_is_named(tmp_path):
+    HunYuanMoEV1ForCausalLM(HunYuanMoEV1Config(**text_config(True, experts=4))).save_pretrained(tmp_path)
+    raw = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**raw, "num_experts": 2}))
+    with pytest.raises(CheckpointError, match="expert 2 but the model has 2 experts"):
+        HunYuanMoEV1ForCausalLM.from_pretrained(tmp_path)
+
+
 def test_dense_untied_head_and_logits_to_keep(checkpoints):
     ref, path = checkpoints["dense-gqa-untied", "ForCausalLM"]
     ours = HunYuanDenseV1ForCausalLM.from_pretrained(path)

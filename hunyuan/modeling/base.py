@@ -185,9 +185,12 @@ class HunYuanPreTrainedModel(nn.Module):
                 unexpected.append(disk_name)
                 continue
             want = tuple(expected[target].shape)
-            if located:
+            if located:  # one expert's row block of a stacked (E, rows, cols) parameter
                 _, expert, spec = located
-                want = (want[1] // spec.parts, *want[2:]) if expert < want[0] else ("expert", expert, "of", want[0])
+                if expert >= want[0]:
+                    mismatched.append(f"{disk_name}: expert {expert} but the model has {want[0]} experts")
+                    continue
+                want = (want[1] // spec.parts, *want[2:])
             if tuple(tensor.shape) != want:
                 mismatched.append(f"{disk_name}: checkpoint {tuple(tensor.shape)} vs model {want}")
                 continue
