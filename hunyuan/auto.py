@@ -16,13 +16,15 @@ from .modeling import (HunYuanDenseV1ForCausalLM, HunYuanDenseV1ForSequenceClass
                        HunYuanVLForConditionalGeneration, HunYuanVLModel)
 from .processing import HunYuanTokenizer, HunYuanVLProcessor
 
+TEXT_MODEL_TYPES = ("hunyuan_v1_dense", "hunyuan_v1_moe")  # their processor is the tokenizer
 _HUB_KEYS = ("subfolder", "revision", "cache_dir", "local_files_only", "token")
 
 
-def _model_type(path: str, kwargs: dict[str, Any]) -> tuple[str, list[str]]:
+def _model_type(path: str, kwargs: dict[str, Any], optional: bool = False) -> tuple[str, list[str]]:
+    """(model_type, architectures) of a checkpoint's config.json; ("", []) when optional and there is none."""
     hub = {k: kwargs[k] for k in _HUB_KEYS if k in kwargs}
-    config_file = path if os.path.isfile(path) else resolve_file(path, CONFIG_NAME, **hub)
-    config = read_json_object(config_file)
+    config_file = path if os.path.isfile(path) else resolve_file(path, CONFIG_NAME, optional=optional, **hub)
+    config = read_json_object(config_file) if config_file is not None else {}
     return str(config.get("model_type", "")), list(config.get("architectures") or [])
 
 
@@ -94,16 +96,7 @@ class AutoProcessor:
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike,
                         **kwargs: Any) -> HunYuanVLProcessor | HunYuanTokenizer:
         path = str(pretrained_model_name_or_path)
-        if _text_only(path, kwargs):
+        if _model_type(path, kwargs, optional=True)[0] in TEXT_MODEL_TYPES:
             kwargs.pop("backend", None)
             return HunYuanTokenizer.from_pretrained(path, **kwargs)
         return HunYuanVLProcessor.from_pretrained(path, **kwargs)
-
-
-def _text_only(path: str, kwargs: dict[str, Any]) -> bool:
-    """True for a checkpoint whose config.json names a text-only model type."""
-    hub = {k: kwargs[k] for k in _HUB_KEYS if k in kwargs}
-    config_file = path if os.path.isfile(path) else resolve_file(path, CONFIG_NAME, optional=True, **hub)
-    if config_file is None:
-        return False
-    return read_json_object(config_file).get("model_type") in ("hunyuan_v1_dense", "hunyuan_v1_moe")

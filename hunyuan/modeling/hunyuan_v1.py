@@ -167,15 +167,3 @@ class HunYuanDenseV1ForSequenceClassification(_ForSequenceClassification, HunYua
 
 class HunYuanMoEV1ForSequenceClassification(_ForSequenceClassification, HunYuanMoEV1PreTrainedModel):
     base_model_class = HunYuanMoEV1Model
-
-
-__all__ = [
-    "HunYuanDenseV1ForCausalLM",
-    "HunYuanDenseV1ForSequenceClassification",
-    "HunYuanDenseV1Model",
-    "HunYuanDenseV1PreTrainedModel",
-    "HunYuanMoEV1ForCausalLM",
-    "HunYuanMoEV1ForSequenceClassification",
-    "HunYuanMoEV1Model",
-    "HunYuanMoEV1PreTrainedModel",
-]
