@@ -5,7 +5,9 @@ Two implementations with the same contract:
 * ``"eager"``: the reference path (explicit matmul, additive mask, softmax in fp32), the only one that can return
   attention weights;
 * ``"sdpa"`` (default): ``torch.nn.functional.scaled_dot_product_attention``, which picks a fused kernel
-  (flash / memory-efficient on CUDA, the flash CPU kernel when no mask is given).
+  (flash / memory-efficient on CUDA, the flash CPU kernel when no mask is given); on the CPU, one query per row
+  (a decode step) goes to our kernel ``hunyuan.kernels.decode_attention`` instead, which computes the same in fp32
+  without copying a bf16 cache to fp32.
 
 ``tests/test_attention.py`` proves the two agree. Masks are boolean (True = may attend) and every query row keeps
 at least its own key, so a fully padded row never produces NaN that could leak into real rows.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .. import kernels
 from .layers import compute_dtype
 
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
@@ -64,6 +67,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask: torch.Ten
     causal = causal and mask is None and q.shape[2] == k.shape[2] and q.shape[2] > 1
     if need_weights and implementation != "eager":
         raise ValueError("output_attentions=True needs attn_implementation='eager' (SDPA does not expose weights)")
+    if implementation == "sdpa" and not need_weights and kernels.attention_applies(q, k, v, mask):
+        return kernels.decode_attention(q, k, v, mask, scale), None  # one query per row: our CPU kernel
     if implementation == "sdpa":
         # half-precision SDPA on CPUs without half matmul units is ~8x slower than fp32 for one decode query over a
         # long cache (layers.py): compute there in fp32, as for the linear layers

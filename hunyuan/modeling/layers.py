@@ -7,6 +7,9 @@ for single-row GEMVs, which have a fast path. So on such CPUs a half-precision p
 prefill) is computed in fp32 and rounded back: the same result a bf16 GEMM gives (it accumulates in fp32 too),
 up to summation order. Weights stay in their dtype; only a transient fp32 copy of one matrix exists at a time.
 ``HUNYUAN_CPU_UPCAST=0|1`` forces the choice.
+
+Products with few rows (decode steps: 1..15 rows) go to our own memory-bound kernel instead (``hunyuan.kernels``,
+docs/cpu-kernels.md) where it is built; it streams each weight once for all rows, in bf16 or fp32.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import os
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import kernels
 
 # below this many rows the half-precision kernels are as fast (GEMV fast path) and avoid converting the weight
 UPCAST_MIN_ROWS = 16
@@ -52,8 +57,12 @@ def compute_dtype(x: torch.Tensor, rows: int) -> torch.dtype:
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` in the compute dtype ``compute_dtype`` picks, returning ``x``'s dtype."""
-    dtype = compute_dtype(x, x.numel() // max(x.shape[-1], 1))
+    """``F.linear`` returning ``x``'s dtype: on our small-M CPU kernel for decode-sized products (``kernels``), else
+    in the compute dtype ``compute_dtype`` picks."""
+    rows = x.numel() // max(x.shape[-1], 1)
+    if kernels.applies(x, weight, rows):
+        return kernels.small_m_linear(x, weight, bias)
+    dtype = compute_dtype(x, rows)
     if dtype == x.dtype:
         return F.linear(x, weight, bias)
     bias = bias.to(dtype) if bias is not None else None
