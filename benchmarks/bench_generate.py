@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from common import peak_rss_gib  # noqa: E402  (benchmarks/common.py, beside this script)
 
 # spec 1.6: the real tencent/HunyuanOCR config.json (flat legacy layout); pos_embed_resize follows transformers so
 # both implementations compute the same function
@@ -142,7 +143,7 @@ def worker(impl: str, checkpoint: str, dtype: str, width: int, height: int, batc
         "prompt_tokens": inputs["input_ids"].shape[1], "new_tokens": out.shape[1] - inputs["input_ids"].shape[1],
         "vision_s": vision, "prefill_s": first - clock.start - vision, "time_to_first_token_s": first - clock.start,
         "decode_tok_s": batch * (len(clock.token_times) - 1) / (last - first),
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gib": peak_rss_gib(),
         "first_tokens": out[0, inputs["input_ids"].shape[1]:][:16].tolist(),
     }
 

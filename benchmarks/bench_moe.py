@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from common import peak_rss_gib  # noqa: E402  (benchmarks/common.py, beside this script)
 
 A13B_LAYER = {
     "architectures": ["HunYuanMoEV1ForCausalLM"], "model_type": "hunyuan_v1_moe",
@@ -100,7 +101,7 @@ def worker(impl: str, directory: str) -> dict:
                            min_new_tokens=NEW_TOKENS + 1, do_sample=False, streamer=clock, pad_token_id=0)
             steps = clock.times[2:]  # after the prompt and the first token (the prefill)
             out[f"decode_tok_s_b{batch}"] = batch * (len(steps) - 1) / (steps[-1] - steps[0])
-    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    out["peak_rss_gib"] = peak_rss_gib()
     return out
 
 

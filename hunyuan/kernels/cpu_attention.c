@@ -12,6 +12,7 @@
  */
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,6 @@ int hy_decode_attention(const void *q, int q_bf16, int64_t q_sb, int64_t q_sh,
     #pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
     for (int64_t b = 0; b < B; b++) {
         for (int64_t j = 0; j < Hkv; j++) {
-            extern int omp_get_thread_num(void);
             float *p = scores + (int64_t)omp_get_thread_num() * G * S;  /* G x S */
             float qf[MAX_GROUP][MAX_DIM] __attribute__((aligned(32)));
             float acc[MAX_GROUP][MAX_DIM] __attribute__((aligned(32)));
@@ -98,7 +98,11 @@ int hy_decode_attention(const void *q, int q_bf16, int64_t q_sb, int64_t q_sh,
             float den[MAX_GROUP];
             for (int64_t g = 0; g < G; g++) {
                 float sum = 0.0f;
-                if (mx[g] == -INFINITY) { failed = 1; mx[g] = 0.0f; }
+                if (mx[g] == -INFINITY) {  /* no key allowed: the call reports an error */
+                    #pragma omp atomic write
+                    failed = 1;
+                    mx[g] = 0.0f;
+                }
                 for (int64_t t = 0; t < S; t++) {
                     const float e = expf(p[g * S + t] - mx[g]);
                     p[g * S + t] = e;

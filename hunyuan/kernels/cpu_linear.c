@@ -2,17 +2,17 @@
  * Memory-bound small-M matrix products for x86-64 CPUs with AVX2 + FMA:  y[m, n] = sum_k x[m, k] * w[n, k].
  *
  * x, w (N x K, the nn.Linear layout) and y (M x N) are each bf16 or fp32; all rows contiguous with a given row
- * stride. Built for decode steps (M = 1..~16 rows): each weight row is streamed from memory once for all M rows
- * (blocks of MB rows of x re-read a block of NR weight rows from cache, not memory), and a bf16 weight is widened to
- * fp32 in registers, never materialised. The result is the exact fp32 sum of exact products, as PyTorch's own kernels
+ * stride. Built for decode steps (M = 1..15 rows): each weight row is streamed from memory once for all M rows
+ * (one row of x: each weight row read strictly in order; more rows: blocks of MB rows of x re-read a block of NR
+ * weight rows from cache, not memory), and a bf16 weight is widened to fp32 in registers, never materialised. The result is the exact fp32 sum of exact products, as PyTorch's own kernels
  * compute it, up to summation order; a bf16 y is rounded once (to nearest even) from that sum.
  *
  * bf16 weights are read 16 at a time as eight 32-bit pairs: the high halves are already fp32 bit patterns once the low
  * half is masked off, the low halves once shifted up. So the kernel multiplies the even-indexed weights of each
  * 16-wide chunk by the even-indexed x values and the odd by the odd: x is copied once per call into that
- * "even/odd" order (xeo below), which costs M * K floats and saves a shuffle per weight vector.
+ * "even/odd" order (xk in hy_linear), which costs M * K floats and saves a shuffle per weight vector.
  *
- * Threads: an OpenMP loop over blocks of output columns; compiled with -fopenmp, this library binds to the libgomp
+ * Threads: an OpenMP loop over blocks of output columns (a static schedule: one contiguous range per thread); compiled with -fopenmp, this library binds to the libgomp
  * that PyTorch has already loaded (same soname), so it shares PyTorch's thread pool.
  * Compiled and loaded at run time by hunyuan/kernels/__init__.py; see docs/cpu-kernels.md.
  */
@@ -56,13 +56,11 @@ static inline __attribute__((always_inline)) void micro(const float *x, int64_t 
                                                         float out[NR][MB]) {
     const int step = BF16 ? 16 : 8;
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    __m256 acc[NR][MB], acc1[NR];
+    __m256 acc[NR][MB];
 #pragma GCC unroll 4
-    for (int r = 0; r < NRB; r++) {
-        acc1[r] = _mm256_setzero_ps();
+    for (int r = 0; r < NRB; r++)
 #pragma GCC unroll 3
         for (int m = 0; m < NMB; m++) acc[r][m] = _mm256_setzero_ps();
-    }
     for (int64_t k = 0; k < kn; k += step) {
         if ((k & (BF16 ? 31 : 15)) == 0) {  /* one prefetch per 64-byte line of each row */
 #pragma GCC unroll 4
@@ -82,14 +80,9 @@ static inline __attribute__((always_inline)) void micro(const float *x, int64_t 
                 const __m256i pairs = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + r * ldw + k));
                 const __m256 even = _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16));
                 const __m256 odd = _mm256_castsi256_ps(_mm256_and_si256(pairs, high));
-                if (NMB == 1) {  /* two chains per row: one row of x alone would wait on the FMA latency */
-                    acc[r][0] = _mm256_fmadd_ps(even, xv[0], acc[r][0]);
-                    acc1[r] = _mm256_fmadd_ps(odd, xo[0], acc1[r]);
-                } else {
 #pragma GCC unroll 3
-                    for (int m = 0; m < NMB; m++)
-                        acc[r][m] = _mm256_fmadd_ps(odd, xo[m], _mm256_fmadd_ps(even, xv[m], acc[r][m]));
-                }
+                for (int m = 0; m < NMB; m++)
+                    acc[r][m] = _mm256_fmadd_ps(odd, xo[m], _mm256_fmadd_ps(even, xv[m], acc[r][m]));
             } else {
                 const __m256 wv = _mm256_loadu_ps((const float *)w + r * ldw + k);
 #pragma GCC unroll 3
@@ -98,23 +91,17 @@ static inline __attribute__((always_inline)) void micro(const float *x, int64_t 
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < NRB; r++) {
-        if (BF16 && NMB == 1) acc[r][0] = _mm256_add_ps(acc[r][0], acc1[r]);
+    for (int r = 0; r < NRB; r++)
 #pragma GCC unroll 3
         for (int m = 0; m < NMB; m++) out[r][m] = hsum(acc[r][m]);
-    }
 }
 
 #define MICRO_NM(BF16, NRB, nm, x, ldx, w, ldw, kn, out)                      \
     do {                                                                         \
-        if ((nm) == 1) micro(x, ldx, w, ldw, kn, BF16, NRB, 1, out);             \
-        else if ((nm) == 2) micro(x, ldx, w, ldw, kn, BF16, NRB, 2, out);        \
+        if ((nm) == 2) micro(x, ldx, w, ldw, kn, BF16, NRB, 2, out);             \
         else micro(x, ldx, w, ldw, kn, BF16, NRB, 3, out);                       \
     } while (0)
 
-/* One weight row against one row of x, the row read strictly in order with 4 independent partial sums: for a single
- * row of x this streams faster than the blocked micro kernel (~30 vs ~26 GB/s for bf16 on 2 threads), which wins
- * as soon as a weight vector is reused across rows of x. kn is a multiple of 16; BF16 as for `micro`. */
 static inline __attribute__((always_inline)) __m256 widen_lo(const void *w, int64_t k, const int BF16) {
     /* bf16: the even-indexed weights of the 16 at k; fp32: the 8 at k */
     if (BF16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k)), 16));
@@ -128,6 +115,9 @@ static inline __attribute__((always_inline)) __m256 widen_hi(const void *w, int6
     return _mm256_loadu_ps((const float *)w + k + 8);
 }
 
+/* One weight row against one row of x, the row read strictly in order with 4 independent partial sums: for a single
+ * row of x this streams faster than the blocked micro kernel (~30 vs ~26 GB/s for bf16 on 2 threads), which wins
+ * as soon as a weight vector is reused across rows of x. kn is a multiple of 16; BF16 as for `micro`. */
 static inline __attribute__((always_inline)) float row_dot(const float *x, const void *w, int64_t kn, const int BF16) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int64_t k = 0;
@@ -144,7 +134,7 @@ static inline __attribute__((always_inline)) float row_dot(const float *x, const
     return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
-/* the micro kernel for nr (1..NR) weight rows and nm (1..MB) x rows */
+/* out[r][m] for nr (1..NR) weight rows and nm (1..MB) rows of x: row_dot for one row of x, else the micro kernel */
 static void micro_any(const float *x, int64_t ldx, int nm, const void *w, int w_bf16, int64_t ldw, int nr,
                       int64_t kn, float out[NR][MB]) {
     if (nm == 1) {
