@@ -40,6 +40,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 _SOURCES = [Path(__file__).with_name(name) for name in ("cpu_linear.c", "cpu_attention.c")]
+_HEADERS = [Path(__file__).with_name("hy_common.h")]  # part of the cache key
 _FLAGS = ["-O3", "-mavx2", "-mfma", "-fopenmp", "-shared", "-fPIC"]
 # the kernel pays off below this many rows; above it the vendor GEMMs are faster (docs/cpu-kernels.md)
 MAX_ROWS = 15
@@ -77,7 +78,7 @@ def _build() -> Path:
     compiler = os.environ.get("CC", "gcc")
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH")
-    source = b"".join(path.read_bytes() for path in _SOURCES)
+    source = b"".join(path.read_bytes() for path in _SOURCES + _HEADERS)
     key = hashlib.sha256(source + " ".join([compiler, *_FLAGS, sys.platform]).encode()).hexdigest()[:16]
     out_dir = _cache_dir()
     target = out_dir / f"hunyuan-cpu-{key}.so"

@@ -10,6 +10,7 @@
  *
  * Threads: OpenMP over (batch row, kv head) pairs, on PyTorch's libgomp (see cpu_linear.c).
  */
+#include "hy_common.h"
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -19,27 +20,6 @@
 
 #define MAX_GROUP 16   /* query heads per kv head handled in one pass */
 #define MAX_DIM 512    /* head dim */
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float bf16_to_f32(uint16_t v) {
-    uint32_t u = (uint32_t)v << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 /* 8 values of a cache row at i, as fp32 */
 static inline __m256 load8(const void *p, int64_t i, int bf16) {
@@ -88,7 +68,7 @@ int hy_decode_attention(const void *q, int q_bf16, int64_t q_sb, int64_t q_sh,
                 for (int64_t g = 0; g < G; g++) {
                     __m256 s = _mm256_setzero_ps();
                     for (int64_t i = 0; i < dv; i += 8) s = _mm256_fmadd_ps(load8(kt, i, kv_bf16), _mm256_load_ps(qf[g] + i), s);
-                    float sc = hsum8(s);
+                    float sc = hsum(s);
                     for (int64_t i = dv; i < D; i++) sc += load1(kt, i, kv_bf16) * qf[g][i];
                     p[g * S + t] = sc;
                     if (sc > mx[g]) mx[g] = sc;
