@@ -45,6 +45,8 @@ class BaseConfig:
     """Shared machinery: construction from kwargs with aliases, extras, dict/JSON round trips."""
 
     model_type: ClassVar[str] = ""
+    # written as config.json's "architectures" when the config carries none (standalone LM configs)
+    default_architecture: ClassVar[str | None] = None
     # legacy name -> canonical field; read and write through the alias work (``config.pad_id``)
     aliases: ClassVar[dict[str, str]] = {}
 
@@ -112,6 +114,8 @@ class BaseConfig:
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if isinstance(value, BaseConfig) else copy.deepcopy(value)
         out.update(copy.deepcopy(self.extra))
+        if self.default_architecture:
+            out.setdefault("architectures", [self.default_architecture])
         return out
 
     def to_json_string(self) -> str:
@@ -313,11 +317,7 @@ class HunYuanDenseV1Config(HunYuanTextConfigBase):
     """HunYuan dense language model (Hunyuan-0.5B ... 7B). ``head_dim=None`` falls back to hidden / heads."""
 
     model_type: ClassVar[str] = "hunyuan_v1_dense"
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.setdefault("architectures", ["HunYuanDenseV1ForCausalLM"])
-        return out
+    default_architecture: ClassVar[str | None] = "HunYuanDenseV1ForCausalLM"
 
 
 @dataclass(init=False, repr=False, eq=False)
@@ -334,6 +334,7 @@ class HunYuanMoEV1Config(HunYuanTextConfigBase):
     """
 
     model_type: ClassVar[str] = "hunyuan_v1_moe"
+    default_architecture: ClassVar[str | None] = "HunYuanMoEV1ForCausalLM"
     aliases: ClassVar[dict[str, str]] = {"num_experts_per_tok": "moe_topk", "num_local_experts": "num_experts"}
 
     sep_token_id: int | None = 4
@@ -387,11 +388,6 @@ class HunYuanMoEV1Config(HunYuanTextConfigBase):
                     f"intermediate_size={self.intermediate_size}; HunYuanMoEV1 (like transformers) builds its experts "
                     "with intermediate_size, so this checkpoint describes a different architecture.")
         return ""
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out.setdefault("architectures", ["HunYuanMoEV1ForCausalLM"])
-        return out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
